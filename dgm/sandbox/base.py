@@ -1,0 +1,82 @@
+"""The Sandbox protocol: every piece of untrusted code (agents solving tasks, agents rewriting
+themselves, child self-tests, benchmark grading) runs through it.
+
+A sandbox is created from a directory snapshot, which becomes its work directory
+(``/work`` inside). Extra read-only or writable directories can be mounted, and the LLM
+gateway's Unix socket is the only way out. Backends: bwrap (default on Linux), docker, local.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+INSIDE_WORKDIR = "/work"
+INSIDE_LLM_SOCKET = "/run/dgm/llm.sock"
+
+
+class SandboxError(RuntimeError):
+    """A sandbox could not be created or used (not: the command inside failed)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 4096
+    cpu_seconds: int = 3600
+    file_size_mb: int = 512
+    open_files: int = 1024
+    processes: int = 512
+    output_bytes: int = 1_000_000  # captured output is bounded: head and tail are kept
+
+
+@dataclass(frozen=True)
+class Mount:
+    host: Path
+    inside: str
+    writable: bool = False
+
+
+@dataclass
+class SandboxSpec:
+    source: Path | None = None  # snapshot copied into the work dir; None = empty work dir
+    mounts: list[Mount] = field(default_factory=list)
+    llm_socket: Path | None = None  # host path of the gateway socket, bound at INSIDE_LLM_SOCKET
+    env: dict[str, str] = field(default_factory=dict)  # the only variables inside, plus PATH/HOME/LANG
+    limits: Limits = field(default_factory=Limits)
+    labels: dict[str, str] = field(default_factory=dict)  # e.g. run id, so leftovers can be cleaned up
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    output: str  # stdout and stderr interleaved, bounded by Limits.output_bytes
+    timed_out: bool = False
+    duration_s: float = 0.0
+    output_truncated: bool = False
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    backend: str
+
+    def exec(
+        self,
+        command: Sequence[str] | str,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str = INSIDE_WORKDIR,
+    ) -> ExecResult:
+        """Run a command (argv list, or a string for /bin/sh -c). On timeout every process dies."""
+
+    def copy_in(self, host_path: Path, inside_path: str) -> None: ...
+
+    def copy_out(self, inside_path: str, host_path: Path) -> None:
+        """Copy out without following links that point outside the sandbox."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Sandbox": ...
+
+    def __exit__(self, *exc) -> None: ...
