@@ -1,0 +1,34 @@
+"""events.jsonl: an append-only record of every decision and its inputs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class EventLog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, event: str, **data: Any) -> None:
+        line = json.dumps({"ts": round(time.time(), 3), "event": event, **data}, sort_keys=True, default=str)
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+
+    def read(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    # A kill -9 can cut the last line short; everything before it is intact.
+                    continue
