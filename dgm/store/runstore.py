@@ -45,7 +45,8 @@ class RunStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.row_factory = sqlite3.Row
-        self.lineage = AgentLineage(self.run_dir / "agents.git") if not read_only else None
+        git_dir = self.run_dir / "agents.git"
+        self.lineage = AgentLineage(git_dir) if (not read_only or git_dir.exists()) else None
         self.events = EventLog(self.run_dir / "events.jsonl")
 
     # -- opening -------------------------------------------------------------------------
