@@ -1,0 +1,209 @@
+"""The run configuration: YAML -> pydantic models.
+
+Errors name the key path and the bad value (``loop.children_per_generation: must be >= 1 (got 0)``)
+and are raised before anything runs. ``--set a.b=c`` overrides are applied to the YAML tree first,
+so they are validated exactly like the file.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(Strict):
+    name: str = "run"
+    seed: int | None = None  # None: drawn at start and saved in the resolved config
+    archive_dir: Path = Path("archive")
+    workers: int = Field(2, ge=1, description="parallel attempts within a generation")
+
+
+class LoopSection(Strict):
+    generations: int = Field(80, ge=1)
+    children_per_generation: int = Field(2, ge=1, description="k: parents selected per generation")
+    max_children: int | None = Field(None, ge=1)
+    wall_clock_hours: float | None = Field(None, gt=0)
+    target_score: float | None = Field(None, gt=0, le=1)
+
+
+class SelectionSection(Strict):
+    method: Literal["score_child_prop", "score_prop", "random", "best", "latest"] = "score_child_prop"
+    sharpness: float = Field(10.0, gt=0, description="lambda in sigmoid(lambda * (score - midpoint))")
+    midpoint: float = Field(0.5, ge=0, le=1, description="alpha_0")
+    exclude_perfect: bool = Field(False, description="paper rule: nodes with score 1.0 are not eligible")
+
+
+class EntriesSection(Strict):
+    variant: Literal["swebench", "polyglot"] = "swebench"
+    empty_patch_probability: float = Field(0.25, ge=0, le=1)
+    empty_patch_threshold: float = Field(0.1, ge=0, le=1)
+    stochasticity_probability: float = Field(0.25, ge=0, le=1)
+    context_length_probability: float = Field(0.25, ge=0, le=1)
+
+
+class DiagnosisSection(Strict):
+    max_attempts: int = Field(4, ge=1)
+    include_test_patch: bool = Field(False, description="the paper showed the hidden test patch; off by default")
+    max_log_chars: int = Field(30_000, ge=1000)
+    max_code_chars: int = Field(60_000, ge=1000)
+
+
+class AgentLimits(Strict):
+    max_steps: int = Field(30, ge=1)
+    max_seconds: float = Field(600, gt=0)
+    max_cost_usd: float = Field(2.0, ge=0)
+
+
+class AgentSection(Strict):
+    initial: Path = Path("agents/initial")
+    task_limits: AgentLimits = AgentLimits()
+    self_modify_limits: AgentLimits = AgentLimits(max_steps=60, max_seconds=1800, max_cost_usd=10.0)
+    own_tests_command: str = "python -m pytest -q -x tests"
+    own_tests_timeout_s: float = Field(300, gt=0)
+
+
+class Stage(Strict):
+    tasks: list[str] | str  # a subset name of the benchmark, or explicit task ids
+    threshold: float = Field(0.0, ge=0, le=1, description="score on the previous stages needed to enter")
+    require_second_best: bool = Field(False, description="also >= the second-best fully evaluated archive score")
+
+
+class EvaluationSection(Strict):
+    benchmark: str = "local"
+    benchmark_options: dict[str, Any] = {}
+    stages: list[Stage] = [Stage(tasks="small")]
+    task_timeout_s: float = Field(600, gt=0)
+    grade_timeout_s: float = Field(300, gt=0)
+    num_evals: int = Field(1, ge=1, description="repeated evaluations of each task")
+    initial_results: Path | None = Field(None, description="cached evaluation of the initial agent (JSON)")
+
+
+class AdmissionSection(Strict):
+    method: Literal["keep_all", "keep_better"] = "keep_all"
+    leeway: float = Field(0.1, ge=0, le=1, description="keep_better: admit if score >= initial - leeway")
+
+
+class SandboxSection(Strict):
+    backend: Literal["bwrap", "docker", "local"] = "bwrap"
+    memory_mb: int = Field(4096, ge=64)
+    cpu_seconds: int = Field(3600, ge=1)
+    file_size_mb: int = Field(512, ge=1)
+    processes: int = Field(512, ge=8)
+    docker_image: str = "dgm-agent:latest"
+
+
+class ModelRoute(Strict):
+    provider: Literal["openai", "scripted"]
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="NAME of the host env var holding the key (never the key)")
+    model: str | None = None
+    extra_params: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _openai_needs_endpoint(self) -> "ModelRoute":
+        if self.provider == "openai":
+            missing = [k for k in ("base_url", "api_key_env", "model") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"provider 'openai' needs {', '.join(missing)}")
+        return self
+
+
+class BudgetSection(Strict):
+    run_usd: float | None = Field(None, ge=0)
+    node_usd: float | None = Field(None, ge=0)
+    attempt_usd: float | None = Field(None, ge=0)
+
+
+class LLMSection(Strict):
+    coding: ModelRoute = ModelRoute(provider="scripted")
+    diagnosis: ModelRoute = ModelRoute(provider="scripted")
+    cache: Literal["off", "read_write", "replay"] = "read_write"
+    budgets: BudgetSection = BudgetSection()
+    prices: dict[str, dict[str, float]] = {}
+    retry_max_attempts: int = Field(6, ge=1)
+
+
+class Config(Strict):
+    run: RunSection = RunSection()
+    ablation: Literal["none", "no_selfimprove", "no_darwin", "greedy"] = "none"
+    loop: LoopSection = LoopSection()
+    selection: SelectionSection = SelectionSection()
+    entries: EntriesSection = EntriesSection()
+    diagnosis: DiagnosisSection = DiagnosisSection()
+    agent: AgentSection = AgentSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    admission: AdmissionSection = AdmissionSection()
+    sandbox: SandboxSection = SandboxSection()
+    llm: LLMSection = LLMSection()
+
+    @property
+    def uses_scripted_model(self) -> bool:
+        return "scripted" in (self.llm.coding.provider, self.llm.diagnosis.provider)
+
+    @property
+    def selection_method(self) -> str:
+        """Ablations fix the selection method (paper §5): greedy = best, w/o open-ended = latest."""
+        return {"no_darwin": "latest", "greedy": "best"}.get(self.ablation, self.selection.method)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def apply_override(tree: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` (value parsed as YAML) to a nested dict."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {path}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"  {path}: {e['msg']}{got}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str, overrides: list[str] = ()) -> Config:
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(str(path), exc)) from None
+    if config.run.seed is None:
+        config.run.seed = random.SystemRandom().randrange(2**31)
+    return config
