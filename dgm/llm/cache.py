@@ -1,0 +1,112 @@
+"""Content-addressed response cache: the basis of replaying a run at $0.
+
+Key = sha256 of canonical JSON of (real model, the request fields that affect the output,
+sample index). The sample index tells apart repeated identical requests within one attempt:
+the k-th identical request of an attempt gets index k, so a replay of stochastic sampling
+gets the same sequence of answers. Note the index is per attempt, so two *different*
+attempts that send the same first request share that cached answer.
+
+Files: ``<root>/ab/<hash>.json``, written atomically (temp file + rename), so a crash never
+leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+MODES = ("off", "read_write", "replay")
+
+# Request fields that never change what the model answers.
+NON_OUTPUT_FIELDS = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "timeout"})
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_fingerprint(request: dict) -> str:
+    """Hash of the output-relevant part of a request (model included), without sample index."""
+    relevant = {k: v for k, v in request.items() if k not in NON_OUTPUT_FIELDS}
+    return hashlib.sha256(canonical_json(relevant).encode()).hexdigest()
+
+
+def cache_key(request: dict, sample_index: int) -> str:
+    return hashlib.sha256(canonical_json([request_fingerprint(request), sample_index]).encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, root: Path | str, mode: str = "read_write"):
+        if mode not in MODES:
+            raise ValueError(f"cache mode must be one of {MODES}, got {mode!r}")
+        self.root = Path(root)
+        self.mode = mode
+
+    @property
+    def reads(self) -> bool:
+        return self.mode in ("read_write", "replay")
+
+    @property
+    def writes(self) -> bool:
+        return self.mode == "read_write"
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The cached response, or None (a corrupt entry counts as a miss and is not trusted)."""
+        if not self.reads:
+            return None
+        try:
+            entry = json.loads(self.path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+        response = entry.get("response") if isinstance(entry, dict) else None
+        return response if isinstance(response, dict) else None
+
+    def put(self, key: str, request: dict, sample_index: int, response: dict) -> None:
+        if not self.writes:
+            return
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"key": key, "sample_index": sample_index, "request": request, "response": response}
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(entry, fh, ensure_ascii=False)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class SampleCounter:
+    """Hands out sample indices per (attempt, request fingerprint).
+
+    An index is reserved while a request is in flight and kept only if the request produced an
+    answer; a failed request gives its index back, so an agent's retry after an upstream error
+    lines up with the cached answer on replay.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._taken: dict[tuple[str, str], set[int]] = {}
+
+    def reserve(self, scope: str, fingerprint: str) -> int:
+        with self._lock:
+            taken = self._taken.setdefault((scope, fingerprint), set())
+            index = 0
+            while index in taken:
+                index += 1
+            taken.add(index)
+            return index
+
+    def release(self, scope: str, fingerprint: str, index: int) -> None:
+        with self._lock:
+            self._taken.get((scope, fingerprint), set()).discard(index)

@@ -1,0 +1,413 @@
+"""The LLM gateway: an OpenAI-compatible server that is the only road from agents to models.
+
+It runs in a background thread of the framework process, listening on a Unix socket (bound
+into sandboxes at /run/dgm/llm.sock) and optionally on loopback TCP (for the `local` backend).
+For each request it:
+
+1. authenticates the per-attempt bearer token it issued (so metering knows who is calling,
+   and agents never see the real upstream key);
+2. maps the model alias the agent asks for ("coding") to a route (upstream + real model);
+3. answers from the content-addressed cache when it can (cost $0), or in replay mode refuses
+   a miss;
+4. otherwise checks the budgets and forwards to the upstream (which retries transient faults);
+5. meters every call - hit or miss, success or error - into the UsageSink.
+
+Every failure becomes an OpenAI-shaped JSON error ({"error": {"message", "type", "code"}}) so
+the agent's `openai` client raises the usual exception classes. Error responses carry
+`x-should-retry: false`: the gateway has already retried what was worth retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import openai
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dgm.llm.base import PURPOSES, CallContext, UpstreamError, UsageRecord, UsageSink
+from dgm.llm.budget import Budgets
+from dgm.llm.cache import ResponseCache, SampleCounter, cache_key, request_fingerprint
+from dgm.llm.client import INSIDE_BASE_URL, uds_client
+from dgm.llm.pricing import PriceTable
+from dgm.llm.upstream import Route, preflight
+from dgm.sandbox.base import INSIDE_LLM_SOCKET
+
+log = logging.getLogger(__name__)
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 402: "insufficient_quota",
+                404: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def error_body(status: int, code: str, message: str) -> dict:
+    """The error JSON OpenAI uses, so clients map it to BadRequestError & co. with `.code` set."""
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+
+
+class GatewayError(UpstreamError):
+    """A request the gateway itself refuses (bad request, wrong model, replay miss...)."""
+
+
+@dataclass
+class GatewayStats:
+    upstream_calls: int = 0  # requests forwarded upstream (retries inside one call not counted)
+    cache_hits: int = 0
+    replay_misses: int = 0
+    budget_refusals: int = 0
+    errors: int = 0  # every non-200 answer, refusals included
+
+
+@dataclass(frozen=True)
+class _Grant:
+    context: CallContext
+    alias: str
+
+
+def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(prompt, completion, cached prompt) tokens from a response; missing numbers count as 0."""
+    usage = response.get("usage") if isinstance(response, Mapping) else None
+    if not isinstance(usage, Mapping):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else 0
+
+    def as_int(value) -> int:
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    return as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")), as_int(cached)
+
+
+class Gateway:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        *,
+        sink: UsageSink | None = None,
+        budgets: Budgets | None = None,
+        cache: ResponseCache | None = None,
+        prices: PriceTable | None = None,
+        tcp: bool = False,
+    ):
+        if not routes:
+            raise ValueError("the gateway needs at least one model route")
+        self.routes = dict(routes)
+        self.sink = sink
+        self.budgets = budgets or Budgets()
+        self.cache = cache
+        self.prices = prices or PriceTable.load()
+        self.tcp = tcp
+        self._grants: dict[str, _Grant] = {}
+        self._samples = SampleCounter()
+        self._stats = GatewayStats()
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._dir: str | None = None
+        self.socket_path: Path | None = None
+        self.tcp_port: int | None = None
+        self.app = self._build_app()
+
+    # -- tokens and what agents get ----------------------------------------------------------
+    def issue_token(self, context: CallContext, model_alias: str = "coding") -> str:
+        if model_alias not in self.routes:
+            raise ValueError(f"unknown model alias {model_alias!r} (configured: {sorted(self.routes)})")
+        if context.purpose not in PURPOSES:
+            raise ValueError(f"unknown call purpose {context.purpose!r} (one of {PURPOSES})")
+        token = "dgm-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._grants[token] = _Grant(context, model_alias)
+        return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._grants.pop(token, None)
+
+    def _grant(self, token: str) -> _Grant | None:
+        with self._lock:
+            return self._grants.get(token)
+
+    def agent_env(
+        self,
+        token: str,
+        model_alias: str | None = None,
+        *,
+        inside_socket: str | Path = INSIDE_LLM_SOCKET,
+        use_tcp: bool = False,
+    ) -> dict[str, str]:
+        """Environment for an agent using `token`.
+
+        Default: the sandbox binds `socket_path` at /run/dgm/llm.sock. Without a socket binding
+        (local backend) pass `inside_socket=gateway.socket_path`, or `use_tcp=True` for a
+        loopback TCP base URL (needs `Gateway(tcp=True)`).
+        """
+        grant = self._grant(token)
+        if grant is None:
+            raise ValueError("agent_env: unknown or revoked token")
+        alias = model_alias or grant.alias
+        if alias != grant.alias:
+            raise ValueError(f"agent_env: token was issued for model {grant.alias!r}, not {alias!r}")
+        env = {"OPENAI_API_KEY": token, "DGM_MODEL": alias}
+        if use_tcp:
+            if self.tcp_port is None:
+                raise RuntimeError("agent_env(use_tcp=True) needs a started Gateway(tcp=True)")
+            env["OPENAI_BASE_URL"] = self.tcp_base_url
+        else:
+            env["OPENAI_BASE_URL"] = INSIDE_BASE_URL
+            env["DGM_LLM_SOCKET"] = str(inside_socket)
+        return env
+
+    @property
+    def tcp_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.tcp_port}/v1"
+
+    def client(self, token: str, **kwargs) -> openai.OpenAI:
+        """The framework's own client (diagnosis calls), over the Unix socket."""
+        if self.socket_path is None:
+            raise RuntimeError("the gateway is not started")
+        return uds_client(self.socket_path, token, **kwargs)
+
+    # -- state the loop reads ----------------------------------------------------------------
+    @property
+    def stats(self) -> GatewayStats:
+        with self._lock:
+            return GatewayStats(**asdict(self._stats))
+
+    @property
+    def run_budget_exhausted(self) -> bool:
+        return self.budgets.run_exhausted
+
+    def preflight(self, timeout: float = 30.0) -> None:
+        """Check every route (raises PreflightError naming the alias)."""
+        for route in self.routes.values():
+            preflight(route, timeout=timeout)
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, n in increments.items():
+                setattr(self._stats, name, getattr(self._stats, name) + n)
+
+    # -- request handling (plain Python; the HTTP layer only parses and serialises) ----------
+    def handle_chat(self, token: str | None, raw_body: bytes) -> tuple[int, dict]:
+        """(HTTP status, JSON body) for one POST /v1/chat/completions."""
+        grant = self._grant(token) if token else None
+        if grant is None:
+            self._count(errors=1)
+            return 401, error_body(401, "invalid_api_key", "unknown or revoked gateway token")
+        started = time.monotonic()
+        model_name = grant.alias
+        try:
+            body = self._parse_body(raw_body)
+            route = self._route_for(grant, body)
+            model_name = route.model
+            return 200, self._answer(grant, route, route.prepare(body), started)
+        except UpstreamError as exc:
+            message = self._redact(str(exc))
+            self._count(errors=1, budget_refusals=int(exc.code == "budget_exceeded"))
+            self._meter(grant.context, model_name, {}, 0.0, False, started, error=f"{exc.code}: {message}")
+            return exc.status, error_body(exc.status, exc.code, message)
+        except Exception as exc:  # a gateway bug must not take the gateway down
+            log.exception("gateway: unexpected error")
+            message = self._redact(f"internal gateway error: {type(exc).__name__}: {exc}")
+            self._count(errors=1)
+            self._meter(grant.context, model_name, {}, 0.0, False, started, error=f"gateway_error: {message}")
+            return 500, error_body(500, "gateway_error", message)
+
+    def _parse_body(self, raw_body: bytes) -> dict:
+        try:
+            body = json.loads(raw_body)
+        except ValueError as exc:
+            raise GatewayError(f"request body is not valid JSON: {exc}", status=400, code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise GatewayError("request body must be a JSON object", status=400, code="invalid_request")
+        if body.get("stream"):
+            raise GatewayError(
+                "stream=true is not supported by the dgm gateway; send non-streaming requests",
+                status=400,
+                code="stream_unsupported",
+            )
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise GatewayError("'messages' must be a non-empty list", status=400, code="invalid_request")
+        return body
+
+    def _route_for(self, grant: _Grant, body: dict) -> Route:
+        route = self.routes[grant.alias]
+        asked = body.get("model")
+        # The agent may name its alias or the real model it stands for; nothing else.
+        if asked not in (None, "", grant.alias, route.model):
+            raise GatewayError(
+                f"this token may use model {grant.alias!r} (set by DGM_MODEL), not {asked!r}",
+                status=404,
+                code="model_not_found",
+            )
+        if body.get("tools") and not route.settings.supports_tools:
+            raise GatewayError(
+                f"model {grant.alias!r} ({route.model}) does not support tool calls; "
+                "send the request without 'tools' and parse actions from the text",
+                status=400,
+                code="tools_unsupported",
+            )
+        return route
+
+    def _answer(self, grant: _Grant, route: Route, request: dict, started: float) -> dict:
+        ctx = grant.context
+        # Sample indices count identical requests within one attempt (see cache.py).
+        scope = ctx.attempt_id or f"{ctx.run_id}/{ctx.node_id}/{ctx.purpose}/{ctx.task_id}"
+        fingerprint = request_fingerprint(request)
+        index = self._samples.reserve(scope, fingerprint)
+        answered = False
+        try:
+            key = cache_key(request, index)
+            cached = self.cache.get(key) if self.cache else None
+            if cached is not None:
+                answered = True
+                self._count(cache_hits=1)
+                self._meter(ctx, route.model, cached, 0.0, True, started)
+                return cached
+            if self.cache and self.cache.mode == "replay":
+                self._count(replay_misses=1)
+                raise GatewayError(
+                    f"replay mode: no cached answer for this request (model {route.model}, sample {index}, "
+                    f"key {key[:12]}); the agent diverged from the recorded run",
+                    status=404,
+                    code="replay_miss",
+                )
+            self.budgets.check(ctx)
+            self._count(upstream_calls=1)
+            response = route.upstream.complete(request, ctx)
+            answered = True
+            prompt, completion, cached_tokens = _usage_numbers(response)
+            cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
+            self.budgets.charge(ctx, cost)
+            self._store(key, request, index, response)
+            self._meter(ctx, route.model, response, cost, False, started)
+            return response
+        finally:
+            if not answered:
+                self._samples.release(scope, fingerprint, index)
+
+    def _store(self, key: str, request: dict, index: int, response: dict) -> None:
+        if not self.cache:
+            return
+        try:
+            self.cache.put(key, request, index, response)
+        except OSError as exc:  # a paid answer is still returned; only its replay is lost
+            log.error("gateway: cannot write cache entry %s: %s", key[:12], exc)
+
+    def _meter(self, ctx: CallContext, model: str, response: Mapping, cost: float, hit: bool, started: float,
+               error: str | None = None) -> None:
+        if self.sink is None:
+            return
+        prompt, completion, cached = _usage_numbers(response)
+        record = UsageRecord(ctx, model, prompt, completion, cached, cost, hit, time.monotonic() - started, error)
+        try:
+            self.sink.record_llm_call(record)
+        except Exception:
+            log.exception("gateway: the usage sink failed to record a call (cost $%.6f)", cost)
+
+    def _redact(self, text: str) -> str:
+        for route in self.routes.values():
+            text = route.redact(text)
+        return text
+
+    def models_for(self, token: str | None) -> tuple[int, dict]:
+        grant = self._grant(token) if token else None
+        if grant is None:
+            return 401, error_body(401, "invalid_api_key", "unknown or revoked gateway token")
+        route = self.routes[grant.alias]
+        entry = {"id": grant.alias, "object": "model", "created": 0, "owned_by": "dgm-gateway",
+                 "context_window": route.settings.max_context_tokens}
+        return 200, {"object": "list", "data": [entry]}
+
+    # -- HTTP layer ----------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(title="dgm LLM gateway", docs_url=None, redoc_url=None, openapi_url=None)
+
+        def reply(status: int, payload: dict) -> JSONResponse:
+            headers = {"x-should-retry": "false"} if status >= 400 else None
+            return JSONResponse(payload, status_code=status, headers=headers)
+
+        def bearer(request: Request) -> str | None:
+            auth = request.headers.get("authorization", "")
+            return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+        @app.post("/v1/chat/completions")
+        async def chat_completions(request: Request) -> JSONResponse:
+            raw = await request.body()
+            # Upstream calls block for seconds to minutes: run them in the thread pool.
+            return reply(*await run_in_threadpool(self.handle_chat, bearer(request), raw))
+
+        @app.get("/v1/models")
+        async def list_models(request: Request) -> JSONResponse:
+            return reply(*self.models_for(bearer(request)))
+
+        @app.exception_handler(StarletteHTTPException)
+        async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+            return reply(exc.status_code, error_body(exc.status_code, "not_found", f"{request.method} "
+                         f"{request.url.path}: {exc.detail} (the gateway serves /v1/chat/completions, /v1/models)"))
+
+        return app
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> "Gateway":
+        if self._thread is not None:
+            raise RuntimeError("gateway already started")
+        # A short fresh directory: Unix socket paths are limited to 108 bytes.
+        self._dir = tempfile.mkdtemp(prefix="dgm-gw-")
+        self.socket_path = Path(self._dir) / "llm.sock"
+        uds = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        uds.bind(str(self.socket_path))
+        # The token is the access control; a sandbox may run the agent under another uid.
+        os.chmod(self.socket_path, 0o666)
+        sockets = [uds]
+        if self.tcp:
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.bind(("127.0.0.1", 0))
+            self.tcp_port = tcp.getsockname()[1]
+            sockets.append(tcp)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": sockets}, name="dgm-llm-gateway", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the LLM gateway failed to start (see the log above)")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self._server = self._thread = None
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = None
+        self.socket_path = None
+        self.tcp_port = None
+
+    def __enter__(self) -> "Gateway":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
