@@ -1,0 +1,93 @@
+"""Tables for `dgm report`: per-run summary rows and a multi-run comparison, as Markdown or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from dgm.analysis.runview import SCRIPTED_BANNER, RunView
+from dgm.analysis.stats import wilson_interval
+
+PURPOSES = ("diagnosis", "self_modify", "task", "preflight")
+
+
+def best_per_stage(view: RunView) -> dict[int, dict]:
+    """For each stage size: the best node evaluated at that stage, with its Wilson interval."""
+    out: dict[int, dict] = {}
+    for n in view.nodes:
+        if not n.admitted:
+            continue
+        for s in n.stages:
+            cur = out.get(s.total)
+            if cur is None or s.score > cur["score"]:
+                lo, hi = wilson_interval(s.resolved, s.total)
+                out[s.total] = {"node": n.node_id, "resolved": s.resolved, "total": s.total, "score": s.score,
+                                "low": lo, "high": hi}
+    return dict(sorted(out.items()))
+
+
+def summary_row(view: RunView) -> dict:
+    children = [n for n in view.nodes if n.parent_id is not None]
+    compiled = sum(1 for n in children if n.compiled)
+    initial = next((n for n in view.nodes if n.parent_id is None), None)
+    best = view.best()
+    cost = {p: 0.0 for p in PURPOSES}
+    tokens = 0
+    for c in view.calls:
+        cost[c["purpose"]] = cost.get(c["purpose"], 0.0) + c["cost_usd"]
+        tokens += c["prompt_tokens"] + c["completion_tokens"]
+    row = {
+        "run": view.run_id,
+        "model": "scripted (test double)" if view.scripted else "real",
+        "status": view.status,
+        "children": len(children),
+        "compiled_rate": compiled / len(children) if children else 0.0,
+        "admitted": sum(1 for n in children if n.admitted),
+        "initial_score": _fmt_score(view, initial),
+        "best_node": best.node_id if best else "",
+        "best_score": _fmt_score(view, best),
+    }
+    for size, b in best_per_stage(view).items():
+        row[f"best@{size}"] = f"{b['score']:.3f} [{b['low']:.2f}, {b['high']:.2f}] ({b['node']})"
+    row.update({f"cost_{p}_usd": round(v, 4) for p, v in cost.items()})
+    row["cost_total_usd"] = round(sum(cost.values()), 4)
+    row["tokens"] = tokens
+    return row
+
+
+def _fmt_score(view: RunView, node) -> str:
+    if node is None or node.score is None or not node.stages:
+        return ""
+    lo, hi = view.interval(node)
+    last = node.stages[-1]
+    return f"{node.score:.3f} [{lo:.2f}, {hi:.2f}] ({last.resolved}/{last.total})"
+
+
+def render(views: list[RunView], fmt: str = "md") -> str:
+    rows = [summary_row(v) for v in views]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    if fmt != "md":
+        raise ValueError(f"unknown report format {fmt!r} (use md or csv)")
+    lines = []
+    for v in views:
+        if v.scripted:
+            lines.append(f"> ⚠ run {v.run_id}: {SCRIPTED_BANNER}\n")
+    if len(rows) == 1:  # one run: a key/value table reads better
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in rows[0].items()]
+    else:
+        lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+    return str(value).replace("|", "\\|")

@@ -1,0 +1,31 @@
+"""`dgm report RUN [RUN2 ...] [--format md|csv]`: best scores with intervals, children, compile rate, cost."""
+
+from __future__ import annotations
+
+import sys
+
+from dgm.analysis.report import render
+from dgm.analysis.runview import RunView
+from dgm.cli import add_command
+from dgm.store import StoreError
+
+
+def register(subparsers) -> None:
+    p = add_command(subparsers, "report", _report,
+                    "Summarise one run, or compare several: best score per stage (Wilson 95%), children, "
+                    "compiled rate, LLM cost by purpose.",
+                    "dgm report archive/dgm-swe archive/greedy-swe --format md")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or run ids under ./archive")
+    p.add_argument("--format", choices=("md", "csv"), default="md")
+
+
+def _report(args) -> int:
+    try:
+        views = [RunView.load(r) for r in args.runs]
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "csv" and any(v.scripted for v in views):
+        print("⚠ scripted model — test double, not an agent result", file=sys.stderr)
+    sys.stdout.write(render(views, args.format))
+    return 0
