@@ -33,6 +33,7 @@ from .process import kill_process_group, nproc_limit, rlimit_preexec, run_bounde
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "DGM_SANDBOX_ID"
+SHELLS = {"sh", "bash", "dash", "zsh"}
 _warned = False
 
 
@@ -41,7 +42,9 @@ def warn_no_isolation() -> None:
     message = ("dgm: the LOCAL sandbox backend does NOT isolate: commands run as you, with your network, "
                "files and processes visible. Use it only for trusted code or debugging.")
     log.warning(message)
-    if not _warned:
+    # Without handlers the message already reached stderr (logging's last resort); with handlers
+    # it may only reach a log file, so say it on stderr too, once per process.
+    if not _warned and logging.getLogger().hasHandlers():
         _warned = True
         print(f"WARNING: {message}", file=sys.stderr)
 
@@ -67,19 +70,17 @@ class LocalSandbox(HostBackedSandbox):
         return self.paths
 
     def translate(self, text: str, whole_word_only: bool = False) -> str:
-        """Rewrite inside paths at the start of `text` (or of each word in a shell string)."""
-        for inside, host, _ in self.paths.items():
-            pattern = re.escape(inside) + r"(?=/|$|[\s'\";:)])"
-            if whole_word_only:
-                pattern = r"(?<![\w./-])" + pattern
-                text = re.sub(pattern, lambda _m, h=str(host): h, text)
-            elif re.match(pattern, text):
-                return str(host) + text[len(inside):]
-        return text
+        """Rewrite inside paths at the start of `text` (or of each word in a shell string), in one pass."""
+        hosts = {inside: str(host) for inside, host, _ in self.paths.items()}
+        alternatives = "|".join(re.escape(i) for i in hosts)  # items() is longest first
+        pattern = rf"({alternatives})(?=/|$|[\s'\";:)])"
+        if whole_word_only:
+            return re.sub(r"(?<![\w./-])" + pattern, lambda m: hosts[m.group(1)], text)
+        return re.sub("^" + pattern, lambda m: hosts[m.group(1)], text, count=1)
 
     def _run(self, argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> ExecResult:
-        if argv[:2] == ["/bin/sh", "-c"] and len(argv) == 3:
-            argv = argv[:2] + [self.translate(argv[2], whole_word_only=True)]
+        if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c":
+            argv = argv[:2] + [self.translate(argv[2], whole_word_only=True)] + argv[3:]
         else:
             argv = [self.translate(a) for a in argv]
         env = {k: self.translate(v) for k, v in env.items()}

@@ -1,0 +1,243 @@
+"""docker backend (needed for SWE-bench images; works wherever a Docker daemon answers).
+
+One container per sandbox, kept alive with `sleep infinity` under docker's init; each exec is
+a docker exec. Isolation: non-root user, network_mode="none", all capabilities dropped,
+no-new-privileges, read-only root fs with tmpfs /tmp and $HOME, /work on an anonymous volume
+(docker cannot copy into tmpfs mounts), memory / cpu / pids limits, ulimits for file size, open
+files and CPU time. The gateway socket is bind-mounted at /run/dgm/llm.sock.
+
+The SDK's exec has no timeout, so the exec's output is read in a thread; when the deadline
+passes the container is killed (every process in it dies) and started again, so the sandbox
+stays usable with its files intact.
+
+Unit tests drive this class with a unittest.mock docker client (no daemon here).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec
+from .hostbacked import argv_of
+from .process import TIMEOUT_EXIT_CODE, BoundedOutput
+from .tarsafe import make_tar, safe_extract
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE = "dgm-agent:latest"
+EVAL_IMAGE = "dgm-eval:latest"
+SANDBOX_USER = "1000:1000"
+INSIDE_HOME = "/home/sandbox"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LABEL = "dgm.sandbox"
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "sandbox"  # the repo's sandbox/ (Dockerfiles)
+
+
+def _client(client=None):
+    if client is not None:
+        return client
+    try:
+        import docker
+
+        return docker.from_env(timeout=10)
+    except Exception as exc:
+        raise SandboxError(f"docker backend: cannot reach a Docker daemon ({exc})") from None
+
+
+def daemon_status(client=None) -> tuple[bool, str]:
+    try:
+        c = client
+        if c is None:
+            import docker
+
+            c = docker.from_env(timeout=2)
+        c.ping()
+        return True, f"daemon answers (server {c.version().get('Version', '?')})"
+    except Exception as exc:
+        return False, f"no Docker daemon answers: {exc.__class__.__name__}: {exc}"
+
+
+class DockerSandbox:
+    backend = "docker"
+
+    def __init__(self, spec: SandboxSpec, *, client=None, image: str = DEFAULT_IMAGE, cpus: float = 1.0,
+                 user: str = SANDBOX_USER):
+        self.spec = spec
+        self.client = _client(client)
+        self.image = image
+        self.user = user
+        self._closed = False
+        for mount in spec.mounts:
+            if not Path(mount.host).exists():
+                raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
+        self.container = self.client.containers.create(**self._create_kwargs(spec, cpus))
+        try:
+            self.container.start()
+            if spec.source is not None:
+                self.copy_in(Path(spec.source), INSIDE_WORKDIR)
+        except BaseException:
+            self.close()
+            raise
+
+    def _create_kwargs(self, spec: SandboxSpec, cpus: float) -> dict:
+        from docker.types import Mount as DockerMount, Ulimit
+
+        limits = spec.limits
+        mounts = [DockerMount(target=INSIDE_WORKDIR, source=None, type="volume")]  # anonymous, removed with v=True
+        for m in spec.mounts:
+            mounts.append(DockerMount(target=m.inside, source=str(Path(m.host).resolve()), type="bind",
+                                      read_only=not m.writable))
+        if spec.llm_socket is not None:
+            mounts.append(DockerMount(target=INSIDE_LLM_SOCKET, source=str(Path(spec.llm_socket).resolve()),
+                                      type="bind", read_only=True))
+        mb = 1024 * 1024
+        return dict(
+            image=self.image, command=["sleep", "infinity"], init=True, detach=True,
+            name=f"dgm-sbx-{uuid.uuid4().hex[:12]}",
+            labels={**spec.labels, LABEL: "1"},
+            user=self.user, working_dir=INSIDE_WORKDIR, network_mode="none",
+            environment=self._env(None), mounts=mounts,
+            read_only=True, tmpfs={"/tmp": f"rw,size={limits.file_size_mb}m,mode=1777",
+                                   INSIDE_HOME: f"rw,size=64m,uid=1000,gid=1000"},
+            mem_limit=f"{limits.memory_mb}m", memswap_limit=f"{limits.memory_mb}m",
+            nano_cpus=int(cpus * 1e9), pids_limit=limits.processes,
+            ulimits=[Ulimit(name="fsize", soft=limits.file_size_mb * mb, hard=limits.file_size_mb * mb),
+                     Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                     Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds)],
+            cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        )
+
+    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = {"PATH": CONTAINER_PATH, "HOME": INSIDE_HOME, "LANG": "C.UTF-8"}
+        env.update(self.spec.env)
+        env.update(extra or {})
+        return {str(k): str(v) for k, v in env.items()}
+
+    # --- Sandbox protocol ---------------------------------------------------------------------
+
+    def exec(self, command: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | None = None,
+             cwd: str = INSIDE_WORKDIR) -> ExecResult:
+        if self._closed:
+            raise SandboxError("docker sandbox is closed")
+        api = self.client.api
+        start = time.monotonic()
+        exec_id = api.exec_create(self.container.id, argv_of(command), environment=self._env(env),
+                                  workdir=cwd, user=self.user, stdout=True, stderr=True)["Id"]
+        out = BoundedOutput(self.spec.limits.output_bytes)
+        reader = threading.Thread(target=self._read_stream, args=(api.exec_start(exec_id, stream=True), out),
+                                  daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():  # deadline: kill everything in the container, keep its files
+            self._restart()
+            reader.join(5)
+            return ExecResult(TIMEOUT_EXIT_CODE, out.text(), True, time.monotonic() - start, out.truncated)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(code if code is not None else -1, out.text(), False, time.monotonic() - start,
+                          out.truncated)
+
+    @staticmethod
+    def _read_stream(stream, out: BoundedOutput) -> None:
+        try:
+            for chunk in stream:
+                out.feed(chunk)
+        except Exception as exc:  # the container was killed under us
+            log.debug("docker exec stream ended: %s", exc)
+
+    def _restart(self) -> None:
+        try:
+            self.container.kill()
+        except Exception as exc:
+            log.debug("kill after timeout: %s", exc)
+        self.container.start()
+
+    def host_path(self, inside_path: str) -> Path | None:
+        return None  # container files live in the daemon, not in a host dir we manage
+
+    def copy_in(self, host_path: Path, inside_path: str) -> None:
+        host_path = Path(host_path)
+        if not host_path.exists():
+            raise SandboxError(f"copy_in: {host_path} does not exist")
+        parent, _, name = inside_path.rstrip("/").rpartition("/")
+        parent = parent or "/"
+        if host_path.is_dir() and inside_path.rstrip("/") == INSIDE_WORKDIR:
+            # the volume exists already: put the directory's contents into it
+            data = _tar_of_contents(host_path)
+            target = INSIDE_WORKDIR
+        else:
+            self.exec(["mkdir", "-p", parent], timeout=30)
+            data = make_tar(host_path, name)
+            target = parent
+        if not self.container.put_archive(target, data):
+            raise SandboxError(f"copy_in: docker refused to write {inside_path}")
+
+    def copy_out(self, inside_path: str, host_path: Path) -> None:
+        try:
+            stream, _stat = self.container.get_archive(inside_path)
+        except Exception as exc:
+            raise SandboxError(f"copy_out: cannot read {inside_path} from the container: {exc}") from None
+        top = inside_path.rstrip("/").rpartition("/")[2] or "/"
+        with tempfile.TemporaryFile() as buffer:
+            for chunk in stream:
+                buffer.write(chunk)
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer, mode="r") as tar:
+                skipped = safe_extract(tar, Path(host_path), top)
+        if skipped:
+            log.warning("copy_out %s: skipped unsafe entries %s", inside_path, skipped[:10])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.container.remove(force=True, v=True)
+        except Exception as exc:
+            log.warning("could not remove container %s: %s", getattr(self.container, "id", "?"), exc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _tar_of_contents(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for child in sorted(directory.iterdir()):
+            tar.add(str(child), arcname=child.name, recursive=True)
+    return buffer.getvalue()
+
+
+def cleanup_leftovers(run_id: str | None = None, client=None) -> list[str]:
+    """Remove containers (and their anonymous volumes) labelled as dgm sandboxes (of run_id)."""
+    client = _client(client)
+    filters = {"label": [f"{LABEL}=1"] + ([f"dgm.run={run_id}"] if run_id else [])}
+    removed = []
+    for container in client.containers.list(all=True, filters=filters):
+        container.remove(force=True, v=True)
+        removed.append(container.name)
+    return removed
+
+
+def build_images(client=None, images_dir: Path = IMAGES_DIR, which: Sequence[str] = ("agent", "eval")) -> list[str]:
+    """Build dgm-<name>:latest from sandbox/Dockerfile.<name>; returns the tags built."""
+    client = _client(client)
+    tags = []
+    for name in which:
+        dockerfile = images_dir / f"Dockerfile.{name}"
+        if not dockerfile.exists():
+            raise SandboxError(f"no Dockerfile for image {name!r}: {dockerfile} is missing")
+        tag = f"dgm-{name}:latest"
+        client.images.build(path=str(images_dir), dockerfile=dockerfile.name, tag=tag, rm=True, labels={LABEL: "image"})
+        tags.append(tag)
+    return tags
