@@ -1,0 +1,32 @@
+"""Budgets of one run: the task's limits, capped by the agent's own defaults."""
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_STEPS = 12  # LLM calls per task (the agent's own cap; the task may ask for fewer)
+DEFAULT_MAX_SECONDS = 1800.0
+DEFAULT_MAX_COST_USD = 2.0
+BASH_TIMEOUT_S = 60.0  # per command
+MAX_OUTPUT_CHARS = 8000  # tool observations longer than this keep only their head and tail
+PRICE_PER_TOKEN = (3e-6, 15e-6)  # USD (input, output); used only when a response's usage has no cost
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int
+    max_seconds: float
+    max_cost_usd: float
+
+    @classmethod
+    def from_task(cls, raw: dict | None) -> "Limits":
+        raw = raw or {}
+        steps = min(int(raw.get("max_steps") or DEFAULT_MAX_STEPS), DEFAULT_MAX_STEPS)
+        return cls(steps, float(raw.get("max_seconds") or DEFAULT_MAX_SECONDS),
+                   float(raw.get("max_cost_usd") or DEFAULT_MAX_COST_USD))
+
+
+def cost_of(usage: dict) -> float:
+    """Dollar cost of one response: the usage's own `cost` if the gateway sent one, else an estimate."""
+    if isinstance(usage.get("cost"), (int, float)):
+        return float(usage["cost"])
+    tokens_in, tokens_out = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    return tokens_in * PRICE_PER_TOKEN[0] + tokens_out * PRICE_PER_TOKEN[1]

@@ -1,0 +1,127 @@
+"""The loop against a fake in-process client (no network, no LLM): replies are scripted per test."""
+
+import json
+
+import httpx2
+import openai
+import pytest
+
+from agent import loop
+
+
+class FakeClient:
+    """Stands in for openai.OpenAI: `chat.completions.create` pops the next scripted reply."""
+
+    def __init__(self, replies):
+        self.replies, self.requests = list(replies), []
+        self.chat = self.completions = self
+
+    def create(self, **request):
+        self.requests.append(json.loads(json.dumps(request)))  # a snapshot: the loop keeps appending
+        reply = self.replies.pop(0) if self.replies else text_reply("nothing more")
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def tool_reply(name, arguments):
+    call = {"id": f"call_{name}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)}}  # fmt: skip
+    return {"choices": [{"message": {"content": "", "tool_calls": [call]}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5}}  # fmt: skip
+
+
+def text_reply(content):
+    return {"choices": [{"message": {"content": content}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+
+def api_error(status, code, message):
+    response = httpx2.Response(status, request=httpx2.Request("POST", "http://gateway/v1/chat/completions"))
+    return openai.BadRequestError(message, response=response, body={"code": code, "message": message})
+
+
+TASK = {"instance_id": "demo-1", "problem_statement": "Fix it.", "test_description": "pytest"}
+
+
+def run(tmp_path, replies, tool_mode="tools", **task):
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / "a.py").write_text("x = 1\n")
+    client = FakeClient(replies)
+    result = loop.run({**TASK, **task}, repo, tmp_path / "out", client, "m", tool_mode)
+    assert json.loads((tmp_path / "out" / "trajectory.json").read_text()) == result
+    return result, client, repo
+
+
+def test_tool_calls_run_and_submit_ends(tmp_path):
+    result, client, repo = run(tmp_path, [
+        tool_reply("editor", {"command": "view", "path": "a.py"}),
+        tool_reply("editor", {"command": "edit", "path": "a.py", "file_text": "x = 2\n"}),
+        tool_reply("submit", {}),
+    ])  # fmt: skip
+    assert result["exit_status"] == "submitted"
+    assert (repo / "a.py").read_text() == "x = 2\n"
+    assert [s["tool"] for s in result["steps"]] == ["editor", "editor"]
+    assert result["steps"][0]["observation"] == "     1\tx = 1"
+    assert result["usage"] == {"prompt_tokens": 30, "completion_tokens": 15, "calls": 3,
+                               "cost_usd": pytest.approx(30 * 3e-6 + 15 * 15e-6)}  # fmt: skip
+    assert [t["function"]["name"] for t in client.requests[0]["tools"]] == ["bash", "editor", "submit"]
+    assert client.requests[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_editor",
+                                                  "content": "     1\tx = 1"}  # fmt: skip
+
+
+def test_reply_without_tool_call_ends_the_run(tmp_path):
+    result, _, _ = run(tmp_path, [text_reply("I think it is fine.")])
+    assert result["exit_status"] == "submitted" and result["steps"] == []
+
+
+def test_text_mode_parses_blocks_and_sends_no_tools(tmp_path):
+    result, client, _ = run(tmp_path, [text_reply("```bash\necho hello\n```"), text_reply("done")], "text")
+    assert result["exit_status"] == "submitted"
+    assert "tools" not in client.requests[0]
+    assert "plain-text protocol" in client.requests[0]["messages"][0]["content"]
+    assert client.requests[1]["messages"][-1] == {"role": "user", "content": "Output of bash:\nhello\n"}
+
+
+def test_step_limit_stops_with_limits_exceeded(tmp_path):
+    replies = [tool_reply("bash", {"command": "true"})] * 10
+    result, client, _ = run(tmp_path, replies, limits={"max_steps": 3})
+    assert result["exit_status"] == "limits_exceeded" and "step limit 3" in result["error"]
+    assert len(client.requests) == 3
+
+
+def test_agent_default_caps_a_larger_task_limit(tmp_path):
+    result, client, _ = run(tmp_path, [tool_reply("bash", {"command": "true"})] * 100, limits={"max_steps": 99})
+    assert len(client.requests) == loop.Limits.from_task({}).max_steps < 99
+
+
+def test_cost_limit(tmp_path):
+    result, client, _ = run(tmp_path, [tool_reply("bash", {"command": "true"})] * 5, limits={"max_cost_usd": 1e-4})
+    assert result["exit_status"] == "limits_exceeded" and result["error"] == "cost limit reached"
+
+
+def test_context_overflow_is_recorded_as_a_structured_step(tmp_path):
+    overflow = api_error(400, "context_length_exceeded", "maximum context length exceeded")
+    result, _, _ = run(tmp_path, [tool_reply("bash", {"command": "true"}), overflow])
+    assert result["exit_status"] == "context_overflow"
+    assert result["steps"][-1]["error"] == "context_length_exceeded" and result["steps"][-1]["tool"] is None
+
+
+def test_other_api_errors_end_with_error(tmp_path):
+    result, _, _ = run(tmp_path, [api_error(400, "bad_request", "nonsense request")])
+    assert result["exit_status"] == "error" and "nonsense request" in result["error"]
+
+
+def test_tools_unsupported_switches_to_text_protocol(tmp_path):
+    refusal = api_error(400, "tools_unsupported", "this model does not support tools")
+    result, client, _ = run(tmp_path, [refusal, text_reply("```bash\necho hi\n```"), text_reply("done")])
+    assert result["exit_status"] == "submitted"
+    assert "tools" in client.requests[0] and "tools" not in client.requests[1]
+    assert result["steps"][0]["tool"] == "bash"
+
+
+def test_three_format_errors_end_the_run(tmp_path):
+    bad = text_reply("```editor\nnot json\n```")
+    result, _, _ = run(tmp_path, [bad, bad, bad], "text")
+    assert result["exit_status"] == "format_error"
+    assert [s["error"] for s in result["steps"]] == ["format_error"] * 3
