@@ -113,6 +113,11 @@ class ModelRoute(Strict):
     model: str | None = None
     extra_params: dict[str, Any] = {}
     settings: dict[str, Any] = {}
+    retry: dict[str, Any] = {}
+
+    def gateway_entry(self) -> dict[str, Any]:
+        """This route as the gateway's `build_upstreams` reads it (unset keys left out)."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if v not in (None, {})}
 
     @model_validator(mode="after")
     def _openai_needs_endpoint(self) -> "ModelRoute":

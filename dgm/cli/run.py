@@ -1,0 +1,99 @@
+"""`dgm run` and `dgm status`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dgm.cli import add_command
+from dgm.store import RunStore, StoreError
+
+SCRIPTED_NOTE = "scripted model: a deterministic test double, not an LLM; these scores measure nothing about real agents"
+
+
+def register(subparsers) -> None:
+    from dgm.run import add_arguments
+
+    run = add_command(subparsers, "run", _run, "Run (or resume) a DGM experiment.",
+                      "dgm run experiments/quickstart.yaml --set loop.generations=5")
+    add_arguments(run)
+    status = add_command(subparsers, "status", _status, "Show a run's generations, nodes, and LLM spend.",
+                         "dgm status archive/quickstart-20261121-101500-s0 --json")
+    status.add_argument("run", help="run directory (or a run id under ./archive)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _run(args) -> int:
+    from dgm.run import execute
+
+    return execute(args.config, args.set, args.resume)
+
+
+def resolve_run_dir(run: str) -> Path:
+    path = Path(run)
+    if not (path / "run.db").exists() and (Path("archive") / run / "run.db").exists():
+        path = Path("archive") / run
+    return path
+
+
+def status_data(store: RunStore) -> dict:
+    info = store.run_info()
+    nodes = store.nodes()
+    return {
+        "run_id": info["run_id"],
+        "status": info["status"],
+        "stop_reason": info["stop_reason"],
+        "scripted_model": bool(info["scripted"]),
+        "note": SCRIPTED_NOTE if info["scripted"] else None,
+        "generations": len(store.generations()),
+        "children": len(nodes) - 1 if nodes else 0,
+        "admitted": sum(n.admitted for n in nodes),
+        "nodes": [
+            {
+                "id": n.node_id, "parent": n.parent_id, "generation": n.generation, "entry": n.entry,
+                "status": n.status, "compiled": n.compiled, "admitted": n.admitted, "score": n.score,
+                "tasks_evaluated": n.tasks_evaluated, "stages": [s.__dict__ | {"score": s.score} for s in n.stages],
+                "error": n.error,
+            }
+            for n in nodes
+        ],
+        "llm": {
+            "total": store.llm_totals()[0],
+            "by_purpose": store.llm_totals("purpose"),
+            "by_node": store.llm_totals("node_id"),
+        },
+    }
+
+
+def _status(args) -> int:
+    try:
+        store = RunStore.open(resolve_run_dir(args.run), read_only=True)
+    except StoreError as exc:
+        print(f"error: {exc}")
+        return 2
+    data = status_data(store)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    console = Console(highlight=False)
+    if data["scripted_model"]:
+        console.print(f"[bold yellow]{SCRIPTED_NOTE}[/]")
+    console.print(f"[bold]{data['run_id']}[/]: {data['status']}"
+                  + (f" ({data['stop_reason']})" if data["stop_reason"] else "")
+                  + f", {data['generations']} generations, {data['children']} children, {data['admitted']} in archive")
+    table = Table("node", "parent", "gen", "entry", "status", "compiled", "admitted", "score", "tasks")
+    for n in data["nodes"]:
+        score = "-" if n["score"] is None else f"{n['score']:.2f}"
+        table.add_row(n["id"], n["parent"] or "-", str(n["generation"]), (n["entry"] or "-")[:28], n["status"],
+                      "yes" if n["compiled"] else "no", "yes" if n["admitted"] else "no", score,
+                      str(n["tasks_evaluated"]))
+    console.print(table)
+    spend = Table("purpose", "calls", "prompt tokens", "completion tokens", "cache hits", "cost $")
+    for row in data["llm"]["by_purpose"]:
+        spend.add_row(row["key"], str(row["calls"]), str(row["prompt_tokens"]), str(row["completion_tokens"]),
+                      str(row["cache_hits"]), f"{row['cost_usd']:.4f}")
+    console.print(spend)
+    return 0

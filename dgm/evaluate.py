@@ -1,0 +1,131 @@
+"""Step 5: staged evaluation of an agent on benchmark tasks (DGM paper §4).
+
+Stages come from config. Defaults follow the paper: 10 tasks; if ≥ 40% resolved, 50 more (score
+over 60); on SWE-bench, if the 60-task score is ≥ 40% and ≥ the second-best fully evaluated score in
+the archive, 140 more (score over 200). Stage scores are cumulative. The official code computes the
+stage-3 threshold but never applies it; we apply it. With fewer than two fully evaluated archive
+nodes there is no second-best score and only the 40% rule applies.
+
+Crashes and timeouts count as failures, so every denominator is the number of tasks attempted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgm.agent_run import SandboxPolicy, run_agent
+from dgm.bench.base import Benchmark
+from dgm.config import AgentLimits, EvaluationSection
+from dgm.llm_access import LLMAccess
+from dgm.store.records import StageScore, TaskResult
+
+TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pytest -q`."
+
+
+@dataclass
+class Evaluation:
+    stages: list[StageScore]
+    results: list[TaskResult]
+
+    @property
+    def score(self) -> float | None:
+        return self.stages[-1].score if self.stages else None
+
+    @property
+    def tasks_evaluated(self) -> int:
+        return len({r.task_id for r in self.results})
+
+
+class Evaluator:
+    def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
+                 limits: AgentLimits):
+        self.benchmark = benchmark
+        self.policy = policy
+        self.llm = llm
+        self.cfg = cfg
+        self.limits = limits
+        self.stage_tasks = [self._resolve(stage.tasks) for stage in cfg.stages]
+
+    def _resolve(self, tasks: list[str] | str) -> list[str]:
+        if isinstance(tasks, list):
+            known = set(self.benchmark.task_ids())
+            unknown = [t for t in tasks if t not in known]
+            if unknown:
+                raise ValueError(f"evaluation.stages: unknown task ids {unknown} in benchmark {self.benchmark.name!r}")
+            return tasks
+        subsets = self.benchmark.subsets()
+        if tasks not in subsets:
+            raise ValueError(f"evaluation.stages: benchmark {self.benchmark.name!r} has no subset {tasks!r} "
+                             f"(subsets: {', '.join(subsets)})")
+        return subsets[tasks]
+
+    @property
+    def full_size(self) -> int:
+        return sum(len(t) for t in self.stage_tasks) * self.cfg.num_evals
+
+    # -- the staged procedure ---------------------------------------------------------------
+    def may_enter(self, stage_index: int, so_far: StageScore, second_best: float | None) -> bool:
+        stage = self.cfg.stages[stage_index]
+        if so_far.score < stage.threshold:
+            return False
+        return not (stage.require_second_best and second_best is not None and so_far.score < second_best)
+
+    def evaluate(self, agent_dir: Path, node_id: str, attempt_id: str, out_dir: Path, *,
+                 second_best: float | None = None, all_stages: bool = False, workers: int = 1) -> Evaluation:
+        stages: list[StageScore] = []
+        results: list[TaskResult] = []
+        for index, task_ids in enumerate(self.stage_tasks):
+            if index > 0 and not all_stages and not self.may_enter(index, stages[-1], second_best):
+                break
+            results += self._run_stage(index + 1, task_ids, agent_dir, node_id, attempt_id, out_dir, workers)
+            resolved = sum(r.outcome == "resolved" for r in results)
+            stages.append(StageScore(index + 1, resolved, len(results)))
+        return Evaluation(stages, results)
+
+    def _run_stage(self, stage: int, task_ids: list[str], agent_dir: Path, node_id: str, attempt_id: str,
+                   out_dir: Path, workers: int) -> list[TaskResult]:
+        jobs = [(t, k) for t in task_ids for k in range(self.cfg.num_evals)]
+        run = lambda job: self.run_task(agent_dir, job[0], stage, node_id, attempt_id, out_dir, job[1])
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            return list(pool.map(run, jobs))
+
+    # -- one task ----------------------------------------------------------------------------
+    def run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
+                 eval_index: int = 0) -> TaskResult:
+        task_dir = out_dir / "tasks" / (task_id if eval_index == 0 else f"{task_id}.{eval_index}")
+        started = time.monotonic()
+        workspace = task_dir / "_workspace"
+        try:
+            info = self.benchmark.prepare_workspace(task_id, workspace)
+            task = {
+                "instance_id": info.instance_id,
+                "problem_statement": info.problem_statement,
+                "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
+                "limits": self.limits.model_dump(),
+            }
+            context = self.llm.context(node_id, attempt_id, "task", task_id)
+            with self.llm.agent_env(context) as env:
+                run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
+                                out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s)
+            (task_dir / "model_patch.diff").write_text(run.patch)
+            outcome = self._outcome(task_id, run, task_dir)
+            exit_status = run.exit_status
+        except Exception as exc:  # a broken task or agent must not take the node down with it
+            (task_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+            outcome, exit_status = "error", "framework_error"
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        return TaskResult(task_id, stage, outcome, round(time.monotonic() - started, 3), exit_status, eval_index)
+
+    def _outcome(self, task_id: str, run, task_dir: Path) -> str:
+        if run.result.timed_out:
+            return "timeout"
+        if not run.patch.strip():
+            return "error" if run.crashed else "empty_patch"
+        graded = self.benchmark.grade(task_id, run.patch, backend=self.policy.backend,
+                                      timeout=self.cfg.grade_timeout_s, log_dir=task_dir)
+        return graded.outcome

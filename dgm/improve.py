@@ -1,0 +1,59 @@
+"""Step 4: self-modification. The modifying agent's own code runs, inside a sandbox, as a coding agent
+whose repository is a copy of the target agent's source (the parent's, i.e. itself, in the DGM; the
+parent's with the initial agent as modifier in the "w/o self-improve" ablation). The git diff of that
+copy is the child's patch; the child is the target's code with the patch applied."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgm.agent_run import AgentRun, SandboxPolicy, run_agent
+from dgm.config import AgentLimits
+from dgm.patches import apply_patch, make_git_repo
+from dgm.prompts import render
+
+AGENT_SUMMARY_FILE = "AGENT.md"
+
+
+def problem_statement(target_dir: Path, diagnosis: dict[str, str]) -> str:
+    summary_file = target_dir / AGENT_SUMMARY_FILE
+    summary = summary_file.read_text() if summary_file.is_file() else "A coding agent written in Python."
+    return render(
+        "self_modify_problem.md",
+        agent_summary=summary.strip(),
+        implementation_suggestion=diagnosis["implementation_suggestion"].strip(),
+        problem_description=diagnosis["problem_description"].strip(),
+    )
+
+
+@dataclass
+class SelfModification:
+    patch: str
+    run: AgentRun
+
+
+def self_modify(*, policy: SandboxPolicy, llm_env: dict[str, str], modifier_dir: Path, target_dir: Path,
+                statement: str, limits: AgentLimits, out_dir: Path) -> SelfModification:
+    task = {
+        "instance_id": "self_modify",
+        "problem_statement": statement,
+        "test_description": render("self_modify_tests.md").strip(),
+        "limits": limits.model_dump(),
+    }
+    with tempfile.TemporaryDirectory(prefix="dgm-self-") as tmp:
+        repo = Path(tmp) / "repo"
+        shutil.copytree(target_dir, repo, symlinks=True)
+        make_git_repo(repo, "agent source")
+        run = run_agent(policy=policy, agent_dir=modifier_dir, repo_dir=repo, task=task, out_dir=out_dir,
+                        llm_env=llm_env, timeout=limits.max_seconds + 60)
+    return SelfModification(run.patch, run)
+
+
+def build_child(target_dir: Path, patch: str, child_dir: Path) -> Path:
+    """The child's code: the target's code with the patch applied (PatchError if it does not apply)."""
+    shutil.copytree(target_dir, child_dir, symlinks=True)
+    apply_patch(child_dir, patch)
+    return child_dir

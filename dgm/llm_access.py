@@ -1,0 +1,39 @@
+"""The framework's handle on the LLM gateway: per-attempt tokens for agents, chat for diagnoses."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from dgm.diagnose import ChatFn
+from dgm.llm.base import CallContext
+
+
+class LLMAccess:
+    def __init__(self, gateway, run_id: str):
+        self.gateway = gateway
+        self.run_id = run_id
+
+    def context(self, node_id: str | None, attempt_id: str | None, purpose: str, task_id: str | None = None) -> CallContext:
+        return CallContext(self.run_id, node_id, attempt_id, purpose, task_id)
+
+    @contextmanager
+    def agent_env(self, context: CallContext, alias: str = "coding") -> Iterator[dict[str, str]]:
+        """Environment for one sandboxed agent run; its token dies with the run."""
+        token = self.gateway.issue_token(context, alias)
+        try:
+            yield self.gateway.agent_env(token, alias)
+        finally:
+            self.gateway.revoke(token)
+
+    def chat(self, context: CallContext, alias: str = "diagnosis") -> ChatFn:
+        def ask(messages: list[dict]) -> str:
+            token = self.gateway.issue_token(context, alias)
+            try:
+                client = self.gateway.client(token)
+                response = client.chat.completions.create(model=alias, messages=messages)
+                return response.choices[0].message.content or ""
+            finally:
+                self.gateway.revoke(token)
+
+        return ask

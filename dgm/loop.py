@@ -1,0 +1,318 @@
+"""The generation loop: Algorithm 1 of the DGM paper, step by step.
+
+    archive <- {initial agent, evaluated}
+    for each generation:
+        parents <- select k parents from the archive            (selection.py)
+        for each parent, in parallel:
+            entry     <- what the parent should work on           (entries.py)
+            diagnosis <- diagnose(parent code, parent logs, entry) (diagnose.py)
+            child     <- parent rewrites a copy of itself          (improve.py)
+            compiled  <- child's own tests pass                    (agent_run.py)
+            scores    <- staged benchmark evaluation of the child  (evaluate.py)
+            admit child if compiled (keep_all) or good enough (keep_better)
+
+Every attempt is one (generation, slot) with the idempotency key "generation:slot". Its random
+choices come from an RNG seeded by (run seed, generation, slot), and selection from one seeded by
+(run seed, generation), so a resumed run makes exactly the decisions an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from dgm.agent_run import SandboxPolicy, run_own_tests
+from dgm.bench.base import Benchmark
+from dgm.config import Config
+from dgm.diagnose import ParentEvidence, build_prompt, diagnose
+from dgm.entries import TaskRecord, choose_entry, overflow_streak
+from dgm.evaluate import Evaluation, Evaluator
+from dgm.improve import build_child, problem_statement, self_modify
+from dgm.llm_access import LLMAccess
+from dgm.patches import patch_stats
+from dgm.selection import parent_weights, sample_parents
+from dgm.store import Node, RunStore, StageScore, TaskResult
+from dgm.textutil import read_json
+
+INITIAL = "initial"
+
+
+def node_id_for(generation: int, slot: int) -> str:
+    return f"g{generation:03d}s{slot}"
+
+
+@dataclass
+class RunContext:
+    config: Config
+    store: RunStore
+    benchmark: Benchmark
+    evaluator: Evaluator
+    policy: SandboxPolicy
+    llm: LLMAccess
+    initial_agent: Path
+    budget_exhausted: Callable[[], bool] = lambda: False
+    report: Callable[[str], None] = print
+    started: float = field(default_factory=time.monotonic)
+
+
+class DarwinGodelMachine:
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.store = ctx.store
+        self._checkout_lock = threading.Lock()
+
+    # -- Algorithm 1 -------------------------------------------------------------------------
+    def run(self) -> str:
+        self.store.cleanup_orphans()
+        self.initialize_archive()
+        reason = "generations done"
+        for generation in range(1, self.cfg.loop.generations + 1):
+            if stop := self.stop_reason():
+                reason = stop
+                break
+            if self._generation_done(generation):
+                continue
+            parents = self.select_parents(generation)
+            slots = list(enumerate(parents))
+            with ThreadPoolExecutor(max_workers=self.cfg.run.workers) as pool:
+                list(pool.map(lambda sp: self.create_child(generation, *sp), slots))
+            self.store.finish_generation(generation)
+            self.ctx.report(self._generation_line(generation))
+        else:
+            reason = self.stop_reason() or reason
+        self.store.events.append("stop", reason=reason)
+        return reason
+
+    def initialize_archive(self) -> None:
+        """The initial agent is committed and evaluated once per run (or loaded from a cached evaluation)."""
+        attempt_id = "0:initial"
+        if self.store.attempt_finished(attempt_id):
+            return
+        work = self.store.begin_attempt(attempt_id, 0, 0, None)
+        agent = self.ctx.initial_agent
+        tests = run_own_tests(policy=self.ctx.policy, agent_dir=agent, command=self.cfg.agent.own_tests_command,
+                              timeout=self.cfg.agent.own_tests_timeout_s)
+        (work / "own_tests.txt").write_text(tests.output)
+        if tests.exit_code != 0:
+            raise RuntimeError(f"the initial agent's own tests fail in the {self.ctx.policy.backend} sandbox "
+                               f"(see {work / 'own_tests.txt'}):\n{tests.output[-2000:]}")
+        evaluation = self._initial_evaluation(agent, attempt_id, work)
+        node = Node(node_id=INITIAL, parent_id=None, generation=0, attempt_id=attempt_id, status="evaluated",
+                    compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
+                    stages=evaluation.stages)
+        self.store.finish_attempt(node, evaluation.results, agent_dir=agent, artifacts_dir=work)
+        self.store.events.append("initial_evaluated", stages=[s.__dict__ for s in evaluation.stages])
+        self.ctx.report(f"initial agent: {self._score_text(node)}")
+
+    def select_parents(self, generation: int) -> list[str]:
+        stored = self.store.generation_parents(generation)
+        if stored is not None:  # resumed mid-generation: the choice was already made and recorded
+            return stored
+        archive = self.store.archive()
+        scores = {n.node_id: n.score or 0.0 for n in archive}
+        method = self.cfg.selection_method
+        weights = parent_weights(scores, self.store.admitted_children(), method,
+                                 sharpness=self.cfg.selection.sharpness, midpoint=self.cfg.selection.midpoint,
+                                 exclude_perfect=self.cfg.selection.exclude_perfect)
+        k = 1 if method == "latest" else self.cfg.loop.children_per_generation
+        if self.cfg.loop.max_children is not None:
+            k = min(k, self.cfg.loop.max_children - self._children_count())
+        parents = sample_parents(weights, k, self._rng("select", generation))
+        self.store.start_generation(generation, parents)
+        self.store.events.append("select", generation=generation, method=method, scores=scores,
+                                 weights=weights, parents=parents)
+        return parents
+
+    def create_child(self, generation: int, slot: int, parent_id: str) -> None:
+        attempt_id = f"{generation}:{slot}"
+        if self.store.attempt_finished(attempt_id):
+            return
+        node_id = node_id_for(generation, slot)
+        work = self.store.begin_attempt(attempt_id, generation, slot, parent_id)
+        node = Node(node_id=node_id, parent_id=parent_id, generation=generation, attempt_id=attempt_id,
+                    status="failed", compiled=False, admitted=False, modifier_id=self._modifier_of(parent_id))
+        results: list[TaskResult] = []
+        child_dir = None
+        try:
+            child_dir, results = self._attempt(node, work)
+        except Exception as exc:  # a bad child never crashes the run
+            node.status, node.error = "failed", f"{type(exc).__name__}: {exc}"
+            (work / "error.txt").write_text(traceback.format_exc())
+        self.store.finish_attempt(node, results, agent_dir=child_dir, artifacts_dir=work)
+        self.store.events.append("node", node=node_id, parent=parent_id, status=node.status, entry=node.entry,
+                                 compiled=node.compiled, admitted=node.admitted, score=node.score, error=node.error)
+        self.ctx.report(f"  {node_id} <- {parent_id}: {node.status}, {self._score_text(node)}"
+                        + (" [admitted]" if node.admitted else ""))
+        shutil.rmtree(self.store.run_dir / "checkouts" / f"child-{node_id}", ignore_errors=True)
+
+    def _attempt(self, node: Node, work: Path) -> tuple[Path | None, list[TaskResult]]:
+        rng = self._rng("attempt", node.generation, int(node.attempt_id.split(":")[1]))
+        parent_dir = self.checkout(node.parent_id)
+        evidence = self._evidence(node.parent_id, parent_dir)
+        node.entry = choose_entry(evidence.records, rng, self.cfg.entries)
+        self.store.events.append("entry", node=node.node_id, parent=node.parent_id, entry=node.entry)
+
+        diagnosis = self._diagnose(node, evidence, work)
+        statement = problem_statement(parent_dir, diagnosis)
+        (work / "problem_statement.md").write_text(statement)
+
+        modifier_dir = self.checkout(node.modifier_id)
+        with self.ctx.llm.agent_env(self.ctx.llm.context(node.node_id, node.attempt_id, "self_modify")) as env:
+            change = self_modify(policy=self.ctx.policy, llm_env=env, modifier_dir=modifier_dir,
+                                 target_dir=parent_dir, statement=statement,
+                                 limits=self.cfg.agent.self_modify_limits, out_dir=work / "self_modify")
+        (work / "patch.diff").write_text(change.patch)
+        self.store.events.append("self_modify", node=node.node_id, exit_status=change.run.exit_status,
+                                 **patch_stats(change.patch))
+        if not change.patch.strip():
+            node.status, node.error = "no_patch", f"self-modification produced no change ({change.run.exit_status})"
+            return None, []
+
+        child_dir = build_child(parent_dir, change.patch, self.store.run_dir / "checkouts" / f"child-{node.node_id}")
+        tests = run_own_tests(policy=self.ctx.policy, agent_dir=child_dir, command=self.cfg.agent.own_tests_command,
+                              timeout=self.cfg.agent.own_tests_timeout_s)
+        (work / "own_tests.txt").write_text(tests.output)
+        if tests.exit_code != 0:
+            node.status = "not_compiled"
+            node.error = "own tests timed out" if tests.timed_out else f"own tests failed (exit {tests.exit_code})"
+            return child_dir, []
+
+        evaluation = self.ctx.evaluator.evaluate(child_dir, node.node_id, node.attempt_id, work,
+                                                 second_best=self._second_best_full_score())
+        self._admit(node, evaluation, work)
+        return child_dir, evaluation.results
+
+    # -- admission -----------------------------------------------------------------------------
+    def _admit(self, node: Node, evaluation: Evaluation, work: Path) -> None:
+        node.stages, node.score, node.tasks_evaluated = evaluation.stages, evaluation.score, evaluation.tasks_evaluated
+        stage_one = [r for r in evaluation.results if r.stage == 1]
+        node.compiled = any(_made_patch(work, r) for r in stage_one)
+        node.status = "evaluated" if node.compiled else "not_compiled"
+        if not node.compiled:
+            node.error = "no non-empty patch on the first evaluation stage"
+        if self.cfg.admission.method == "keep_all":
+            node.admitted = node.compiled
+        else:
+            initial = self.store.node(INITIAL).score or 0.0
+            node.admitted = node.compiled and (node.score or 0.0) >= initial - self.cfg.admission.leeway
+        self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
+                                 compiled=node.compiled, score=node.score, admitted=node.admitted)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _initial_evaluation(self, agent: Path, attempt_id: str, work: Path) -> Evaluation:
+        cached = self.cfg.evaluation.initial_results
+        if cached is not None:
+            return load_cached_evaluation(cached, self.ctx.evaluator.stage_tasks)
+        return self.ctx.evaluator.evaluate(agent, INITIAL, attempt_id, work, all_stages=True,
+                                           workers=self.cfg.run.workers)
+
+    def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path) -> dict:
+        prompt = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis)
+        (work / "diagnosis_prompt.md").write_text(prompt)
+        chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
+        diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)
+        (work / "diagnosis.json").write_text(json.dumps(diagnosis, indent=2))
+        (work / "diagnosis_answers.json").write_text(json.dumps(answers, indent=1))
+        self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, answers=len(answers),
+                                 proposal=diagnosis["improvement_proposal"][:300])
+        return diagnosis
+
+    def _problem_statement(self, task_id: str) -> str:
+        return self.ctx.benchmark.task_info(task_id).problem_statement
+
+    def _test_patch(self, task_id: str) -> str | None:
+        getter = getattr(self.ctx.benchmark, "test_patch", None)
+        return getter(task_id) if getter else None
+
+    def _evidence(self, parent_id: str, parent_dir: Path) -> ParentEvidence:
+        node_dir = self.store.node_dir(parent_id)
+        records = []
+        for r in self.store.task_results(parent_id):
+            trajectory = read_json(node_dir / "tasks" / r.task_id / "trajectory.json")
+            records.append(TaskRecord(r.task_id, r.outcome, r.agent_exit, overflow_streak(trajectory)))
+        return ParentEvidence(parent_id, parent_dir, node_dir, records)
+
+    def _modifier_of(self, parent_id: str) -> str:
+        """Whose code performs the modification: the parent itself, or the initial agent (ablation)."""
+        return INITIAL if self.cfg.ablation == "no_selfimprove" else parent_id
+
+    def checkout(self, node_id: str) -> Path:
+        """A read-only working copy of a node's agent code, exported from agents.git once."""
+        dest = self.store.run_dir / "checkouts" / node_id
+        with self._checkout_lock:
+            if not dest.exists():
+                tmp = dest.with_name(dest.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                self.store.lineage.export(node_id, tmp)
+                tmp.rename(dest)
+        return dest
+
+    def _rng(self, purpose: str, *parts: int) -> random.Random:
+        return random.Random("/".join(map(str, (self.cfg.run.seed, purpose, *parts))))
+
+    def _second_best_full_score(self) -> float | None:
+        full = len(self.ctx.evaluator.stage_tasks)
+        scores = sorted((n.score or 0.0 for n in self.store.archive() if len(n.stages) == full), reverse=True)
+        return scores[1] if len(scores) >= 2 else None
+
+    def _children_count(self) -> int:
+        return sum(1 for n in self.store.nodes() if n.node_id != INITIAL)
+
+    def _generation_done(self, generation: int) -> bool:
+        return any(g["generation"] == generation and g["finished_at"] for g in self.store.generations())
+
+    def stop_reason(self) -> str | None:
+        loop = self.cfg.loop
+        if loop.max_children is not None and self._children_count() >= loop.max_children:
+            return f"max_children ({loop.max_children}) reached"
+        if loop.wall_clock_hours is not None and time.monotonic() - self.ctx.started > loop.wall_clock_hours * 3600:
+            return f"wall-clock limit ({loop.wall_clock_hours} h) reached"
+        if self.ctx.budget_exhausted():
+            return "run budget exhausted"
+        best = max((n.score or 0.0 for n in self.store.archive()), default=0.0)
+        if loop.target_score is not None and best >= loop.target_score:
+            return f"target score {loop.target_score} reached"
+        return None
+
+    def _generation_line(self, generation: int) -> str:
+        archive = self.store.archive()
+        best = max(archive, key=lambda n: n.score or 0.0)
+        return f"generation {generation}: archive {len(archive)} agents, best {best.node_id} ({self._score_text(best)})"
+
+    @staticmethod
+    def _score_text(node: Node) -> str:
+        if not node.stages:
+            return "not evaluated"
+        s = node.stages[-1]
+        return f"{s.resolved}/{s.total} resolved ({s.score:.0%})"
+
+
+def _made_patch(work: Path, result: TaskResult) -> bool:
+    name = result.task_id if result.eval_index == 0 else f"{result.task_id}.{result.eval_index}"
+    patch = work / "tasks" / name / "model_patch.diff"
+    return patch.is_file() and patch.stat().st_size > 0
+
+
+def load_cached_evaluation(path: Path, stage_tasks: list[list[str]]) -> Evaluation:
+    """A precomputed evaluation of the initial agent: JSON {task_id: outcome} (like the paper's root)."""
+    data = json.loads(Path(path).read_text())
+    outcomes = data.get("outcomes", data) if isinstance(data, dict) else None
+    if not isinstance(outcomes, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping task ids to outcomes")
+    results, stages = [], []
+    for index, task_ids in enumerate(stage_tasks, 1):
+        missing = [t for t in task_ids if t not in outcomes]
+        if missing:
+            raise ValueError(f"{path}: no cached outcome for tasks {missing[:5]} (stage {index})")
+        results += [TaskResult(t, index, outcomes[t], 0.0, "cached") for t in task_ids]
+        stages.append(StageScore(index, sum(r.outcome == "resolved" for r in results), len(results)))
+    return Evaluation(stages, results)

@@ -1,0 +1,174 @@
+"""`python -m dgm.run CONFIG [--set key=value ...]` and `python -m dgm.run --resume RUN_DIR`.
+
+Builds the run's parts (store, benchmark, LLM gateway, sandbox policy, evaluator), runs the
+generation loop and prints a summary. A resumed run re-opens the store with its saved config
+and re-does only the attempts that never finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+
+from dgm.agent_run import SandboxPolicy
+from dgm.bench import load_benchmark
+from dgm.config import Config, ConfigError, load_config
+from dgm.evaluate import Evaluator
+from dgm.llm.budget import Budgets
+from dgm.llm.cache import ResponseCache
+from dgm.llm.gateway import Gateway
+from dgm.llm.pricing import PriceTable
+from dgm.llm.upstream import build_upstreams
+from dgm.llm_access import LLMAccess
+from dgm.loop import DarwinGodelMachine, RunContext
+from dgm.sandbox.base import Limits
+from dgm.store import RunStore, StoreError
+
+SCRIPTED_BANNER = "SCRIPTED MODEL (a deterministic test double, not an LLM): scores below measure nothing about real agents"
+RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
+
+console = Console(highlight=False)
+
+
+def scripted_options(benchmark) -> dict:
+    """The scripted test double solves tasks from the benchmark's gold patches (trusted side only)."""
+
+    def solution(problem_text: str) -> str | None:
+        task_id = benchmark.find_by_problem_statement(problem_text)
+        return benchmark.gold_patch(task_id) if task_id else None
+
+    return {"solutions": solution}
+
+
+@contextmanager
+def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext]:
+    benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+    prices = PriceTable.load(overrides=config.llm.prices or None)
+    routes = build_upstreams(
+        {"coding": config.llm.coding.gateway_entry(), "diagnosis": config.llm.diagnosis.gateway_entry()},
+        prices=prices,
+        scripted_kwargs=scripted_options(benchmark) if config.uses_scripted_model else None,
+    )
+    spent = {row["key"]: row["cost_usd"] for row in store.llm_totals("node_id") if row["key"]}
+    budgets = Budgets(config.llm.budgets.run_usd, config.llm.budgets.node_usd, config.llm.budgets.attempt_usd,
+                      spent_by_node=spent, spent_run=store.spent_usd())
+    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices,
+                      cache=ResponseCache(store.run_dir / "llm_cache", config.llm.cache))
+    with gateway:
+        gateway.preflight()
+        sandbox = config.sandbox
+        policy = SandboxPolicy(
+            backend=sandbox.backend,
+            limits=Limits(memory_mb=sandbox.memory_mb, cpu_seconds=sandbox.cpu_seconds,
+                          file_size_mb=sandbox.file_size_mb, processes=sandbox.processes),
+            llm_socket=gateway.socket_path,
+            labels={"dgm.run": run_id},
+        )
+        llm = LLMAccess(gateway, run_id)
+        evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
+                              limits=config.agent.task_limits)
+        yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
+                         llm=llm, initial_agent=config.agent.initial.resolve(),
+                         budget_exhausted=lambda: gateway.run_budget_exhausted,
+                         report=lambda line: console.print(line))
+
+
+def new_run(config: Config) -> tuple[RunStore, str]:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = f"{config.run.name}-{stamp}-s{config.run.seed}"
+    store = RunStore.create(config.run.archive_dir / run_id, run_id, config.to_yaml(), config.uses_scripted_model)
+    return store, run_id
+
+
+def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, str]:
+    bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS)]
+    if bad:
+        raise ConfigError(f"--resume keeps the run's saved config; only {', '.join(RESUMABLE_KEYS)}* may be "
+                          f"changed (got {', '.join(bad)})")
+    store = RunStore.open(run_dir)
+    config = load_config(run_dir / "config.yaml", overrides)
+    store.set_run_status("running")
+    store.events.append("resume", overrides=overrides)
+    return config, store, store.run_info()["run_id"]
+
+
+def check_before_running(config: Config) -> None:
+    """Problems that would only surface hours into a run are reported now."""
+    initial = config.agent.initial
+    if not (initial / "agent" / "__main__.py").is_file():
+        raise ConfigError(f"agent.initial: {initial} is not an agent directory (no agent/__main__.py)")
+
+
+def print_summary(store: RunStore, reason: str) -> None:
+    info = store.run_info()
+    nodes = store.nodes()
+    archive = [n for n in nodes if n.admitted]
+    best = max(archive, key=lambda n: n.score or 0.0)
+    totals = store.llm_totals()[0]
+    if info["scripted"]:
+        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+    console.print(f"[bold]run {info['run_id']}[/] stopped: {reason}")
+    console.print(f"  children: {len(nodes) - 1}, admitted: {len(archive) - 1}, "
+                  f"best: {best.node_id} score {best.score:.2f} on {best.tasks_evaluated} tasks")
+    console.print(f"  LLM calls: {totals['calls']}, tokens: {totals['prompt_tokens'] + totals['completion_tokens']}, "
+                  f"cost: ${totals['cost_usd']:.2f}")
+    console.print(f"  run directory: {store.run_dir}")
+    console.print(f"  next: dgm status {store.run_dir}   dgm tree {store.run_dir}")
+
+
+def execute(config_path: str | None, overrides: list[str], resume: str | None) -> int:
+    try:
+        if resume:
+            config, store, run_id = resume_run(Path(resume), overrides)
+        else:
+            if not config_path:
+                raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+            config = load_config(config_path, overrides)
+            check_before_running(config)
+            store, run_id = new_run(config)
+    except (ConfigError, StoreError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return 2
+    if config.uses_scripted_model:
+        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+    console.print(f"run {run_id} -> {store.run_dir}")
+    try:
+        with runtime(config, store, run_id) as ctx:
+            reason = DarwinGodelMachine(ctx).run()
+    except KeyboardInterrupt:
+        store.set_run_status("stopped", "interrupted")
+        console.print(f"interrupted; continue with: python -m dgm.run --resume {store.run_dir}")
+        return 130
+    except Exception as exc:
+        store.set_run_status("crashed", f"{type(exc).__name__}: {exc}")
+        console.print(f"[red]run failed:[/] {type(exc).__name__}: {exc}")
+        console.print(f"fix the cause, then: python -m dgm.run --resume {store.run_dir}")
+        return 1
+    store.set_run_status("finished", reason)
+    print_summary(store, reason)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="experiment YAML (e.g. experiments/quickstart.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set loop.generations=5 (repeatable)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its directory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dgm.run", description=__doc__.split("\n\n")[0],
+                                     epilog="Example: python -m dgm.run experiments/quickstart.yaml --set loop.generations=5")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return execute(args.config, args.set, args.resume)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
