@@ -193,8 +193,15 @@ def _format_error(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: Path | str, overrides: list[str] = ()) -> Config:
-    path = Path(path)
+def _merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The YAML mapping of a config file, with `extends: other.yaml` (relative to it) merged underneath."""
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -203,6 +210,18 @@ def load_config(path: Path | str, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen:
+        raise ConfigError(f"{path}: extends {parent} forms a cycle")
+    return _merge(read_tree(parent_path, seen + (parent_path,)), tree)
+
+
+def load_config(path: Path | str, overrides: list[str] = ()) -> Config:
+    path = Path(path)
+    tree = read_tree(path)
     for assignment in overrides:
         apply_override(tree, assignment)
     try:
