@@ -41,6 +41,7 @@ ETC_ALLOW = [  # what python, git, ssl and name lookups of "localhost" need; nev
     "mime.types", "protocols", "services", "os-release", "debian_version", "locale.alias", "terminfo",
     "inputrc",
 ]
+PROC_READ_ONLY = ["sys", "sysrq-trigger", "irq", "bus"]
 GENERATED_ETC = {
     "passwd": f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:dgm sandbox:/home/sandbox:/bin/sh\n"
               "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
@@ -156,6 +157,12 @@ class BwrapSandbox(HostBackedSandbox):
         if self._disable_userns:
             args.append("--disable-userns")
         args += ["--ro-bind", "/usr", "/usr", *_usr_links(), "--proc", "/proc", "--dev", "/dev"]
+        # bwrap normally covers these itself, but not on every kernel. When we run as root the
+        # sandbox uid maps to host uid 0, and sysctl files only check for that uid: keep them
+        # read-only (sysctl values are looked up in the caller's namespaces, so this is still
+        # the sandbox's own view).
+        for name in PROC_READ_ONLY:
+            args += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
         for name in ETC_ALLOW:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for name in GENERATED_ETC:
@@ -171,7 +178,7 @@ class BwrapSandbox(HostBackedSandbox):
             args += ["--ro-bind", str(self.spec.llm_socket), INSIDE_LLM_SOCKET]
         for masked in framework_dirs_to_mask(prefixes + ["/usr"]):
             args += ["--tmpfs", masked, "--remount-ro", masked]
-        return args
+        return args + ["--remount-ro", "/"]  # the sandbox's own root tmpfs (/etc, /home...) too
 
     def _run(self, argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> ExecResult:
         limits = self.spec.limits
