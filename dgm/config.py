@@ -138,6 +138,7 @@ class LLMSection(Strict):
     coding: ModelRoute = ModelRoute(provider="scripted")
     diagnosis: ModelRoute = ModelRoute(provider="scripted")
     cache: Literal["off", "read_write", "replay"] = "read_write"
+    cache_dir: Path | None = Field(None, description="default: <run_dir>/llm_cache; `dgm replay` points it at the original run's")
     budgets: BudgetSection = BudgetSection()
     prices: dict[str, dict[str, float]] = {}
     retry_max_attempts: int = Field(6, ge=1)

@@ -59,7 +59,7 @@ def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext
     budgets = Budgets(config.llm.budgets.run_usd, config.llm.budgets.node_usd, config.llm.budgets.attempt_usd,
                       spent_by_node=spent, spent_run=store.spent_usd())
     gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices,
-                      cache=ResponseCache(store.run_dir / "llm_cache", config.llm.cache))
+                      cache=ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache))
     with gateway:
         gateway.preflight()
         sandbox = config.sandbox
@@ -79,10 +79,11 @@ def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext
                          report=lambda line: console.print(line))
 
 
-def new_run(config: Config) -> tuple[RunStore, str]:
+def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = f"{config.run.name}-{stamp}-s{config.run.seed}"
-    store = RunStore.create(config.run.archive_dir / run_id, run_id, config.to_yaml(), config.uses_scripted_model)
+    run_id = run_dir.name if run_dir else f"{config.run.name}-{stamp}-s{config.run.seed}"
+    run_dir = run_dir or config.run.archive_dir / run_id
+    store = RunStore.create(run_dir, run_id, config.to_yaml(), config.uses_scripted_model)
     return store, run_id
 
 
@@ -135,6 +136,10 @@ def execute(config_path: str | None, overrides: list[str], resume: str | None) -
     except (ConfigError, StoreError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2
+    return run_to_completion(config, store, run_id)
+
+
+def run_to_completion(config: Config, store: RunStore, run_id: str) -> int:
     if config.uses_scripted_model:
         console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
     console.print(f"run {run_id} -> {store.run_dir}")
