@@ -1,0 +1,67 @@
+"""`dgm eval AGENT_DIR --bench local:small`: score any agent directory on a benchmark subset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dgm.cli import add_command
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "eval", _eval,
+                         "Evaluate an agent directory on a benchmark subset (per-task table, score, 95% interval).",
+                         "dgm eval agents/initial --bench local:small --workers 2")
+    parser.add_argument("agent_dir", type=Path, help="an agent directory (with agent/__main__.py)")
+    parser.add_argument("--bench", default="local:small", help="BENCHMARK[:SUBSET] (default local:small)")
+    parser.add_argument("--workers", type=int, default=2, help="tasks evaluated in parallel")
+    parser.add_argument("--config", help="take models, sandbox and limits from this experiment config "
+                                         "(default: the scripted test model and bwrap)")
+    parser.add_argument("--backend", choices=("bwrap", "docker", "local"), help="sandbox backend override")
+
+
+def _eval(args) -> int:
+    from rich.table import Table
+
+    from dgm.analysis.stats import wilson_interval
+    from dgm.config import Config, ConfigError, Stage, load_config
+    from dgm.run import SCRIPTED_BANNER, console, new_run, runtime
+    from dgm.store import Node
+
+    agent_dir = args.agent_dir.resolve()
+    if not (agent_dir / "agent" / "__main__.py").is_file():
+        console.print(f"[red]error:[/] {args.agent_dir} is not an agent directory (no agent/__main__.py)")
+        return 2
+    try:
+        config = load_config(args.config) if args.config else Config(run={"seed": 0})
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    bench, _, subset = args.bench.partition(":")
+    config.evaluation.benchmark = bench
+    config.evaluation.stages = [Stage(tasks=subset or "small")]
+    config.run.name = f"eval-{agent_dir.name}"
+    config.agent.initial = agent_dir
+    if args.backend:
+        config.sandbox.backend = args.backend
+    store, run_id = new_run(config)
+    if config.uses_scripted_model:
+        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+    work = store.begin_attempt("0:initial", 0, 0, None)
+    with runtime(config, store, run_id) as ctx:
+        evaluation = ctx.evaluator.evaluate(agent_dir, "initial", "0:initial", work, all_stages=True,
+                                            workers=args.workers)
+    node = Node(node_id="initial", parent_id=None, generation=0, attempt_id="0:initial", status="evaluated",
+                compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
+                stages=evaluation.stages)
+    store.finish_attempt(node, evaluation.results, agent_dir=agent_dir, artifacts_dir=work)
+    store.set_run_status("finished", "evaluation done")
+
+    table = Table("task", "outcome", "agent exit", "seconds")
+    for r in evaluation.results:
+        table.add_row(r.task_id, r.outcome, r.agent_exit or "-", f"{r.duration_s:.1f}")
+    console.print(table)
+    stage = evaluation.stages[-1]
+    low, high = wilson_interval(stage.resolved, stage.total)
+    console.print(f"score: {stage.resolved}/{stage.total} = {stage.score:.1%} (95% Wilson interval {low:.1%}–{high:.1%})")
+    console.print(f"artifacts: {store.node_dir('initial')}")
+    return 0
