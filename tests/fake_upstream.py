@@ -69,7 +69,7 @@ def tool_call(name: str, arguments: str, call_id: str = "call_1") -> dict:
 @dataclass
 class Recorded:
     path: str
-    headers: dict
+    headers: dict  # lower-case names
     body: Any
 
 
@@ -158,7 +158,7 @@ class FakeUpstream:
                 return False
 
             def do_GET(self):
-                fake.requests.append(Recorded(self.path, dict(self.headers), None))
+                fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, None))
                 if not self._authorized():
                     return
                 if self.path.rstrip("/").endswith("/models"):
@@ -174,7 +174,7 @@ class FakeUpstream:
                     body = json.loads(raw)
                 except ValueError:
                     body = raw
-                fake.requests.append(Recorded(self.path, dict(self.headers), body))
+                fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 if not self._authorized():
                     return
                 reply = fake._next()

@@ -318,7 +318,7 @@ class OpenAIUpstream:
                 seconds = min(hint, policy.wait_max)
             else:
                 seconds = tenacity.wait_exponential_jitter(
-                    initial=policy.wait_initial, max=policy.wait_max, jitter=policy.jitter
+                    multiplier=policy.wait_initial, max=policy.wait_max, jitter=policy.jitter
                 )(state)
             log.info("retrying %s in %.3fs after: %s", self.name, seconds * policy.wait_scale, exc)
             return seconds * policy.wait_scale
