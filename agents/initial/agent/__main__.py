@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", required=True, type=Path, help="repository to edit")
     parser.add_argument("--out", required=True, type=Path, help="directory for trajectory.json")
     args = parser.parse_args(argv)
+    tool_mode, model = os.environ.get("DGM_TOOL_MODE") or "tools", os.environ.get("DGM_MODEL", "default")
     try:
         task = json.loads(args.task.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -23,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"task file {args.task} must be a JSON object with a problem_statement")
     if tool_mode not in ("tools", "text"):
         parser.error(f"DGM_TOOL_MODE must be 'tools' or 'text', not {tool_mode!r}")
-    tool_mode, model = os.environ.get("DGM_TOOL_MODE") or "tools", os.environ.get("DGM_MODEL", "default")
     try:
         client = llm.make_client()
     except llm.LLMError as exc:
