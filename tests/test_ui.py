@@ -1,0 +1,100 @@
+"""The dashboard: JSON API over a real store, and end-to-end in headless Chromium (real server on loopback)."""
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from dgm.analysis.runview import RunView
+from dgm.analysis.synthetic import build_synthetic_run
+from dgm.llm.base import CallContext, UsageRecord
+from dgm.store import RunStore
+from dgm.ui.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    return (build_synthetic_run(root / "scripted", children=8, seed=5),
+            build_synthetic_run(root / "real", children=4, seed=6, scripted=False, run_id="real"))
+
+
+def test_api_state_node_log_and_live_version(runs):
+    client = TestClient(create_app([str(r) for r in runs]))
+    listed = client.get("/api/runs").json()["runs"]
+    assert [(r["key"], r["scripted"]) for r in listed] == [("scripted", True), ("real", False)]
+    state = client.get("/api/runs/scripted/state").json()
+    view = RunView.load(runs[0])
+    assert state["best"] == view.best().node_id and len(state["nodes"]) == len(view.nodes)
+    child = next(n for n in view.nodes if n.parent_id and n.commit_sha)
+    node = client.get(f"/api/runs/scripted/nodes/{child.node_id}").json()
+    assert "<span" in node["diff_html"] and f"improvement_{child.node_id}" in node["diff"]
+    assert len(node["results"]) == child.tasks_evaluated
+    log = client.get(f"/api/runs/scripted/nodes/{child.node_id}/log/self_modify").json()
+    assert log["blocks"][0]["heading"] == "trajectory"
+    missing = client.get("/api/runs/scripted/nodes/ghost")
+    assert missing.status_code == 404 and "ghost" in missing.json()["detail"]
+    assert "scripted model" in client.get("/api/runs/scripted/progress.svg").text
+    # a write while the dashboard is open changes the version the page polls for
+    before = client.get("/api/runs/real/state").json()["version"]
+    store = RunStore.open(runs[1])
+    store.record_llm_call(UsageRecord(CallContext("real", "initial", "0:initial", "task"), "m", 10, 1, 0, 0.5, False, 0.1))
+    store.close()
+    after = client.get("/api/runs/real/state").json()
+    assert after["version"] != before
+    assert after["total_cost"] == pytest.approx(RunView.load(runs[1]).total_cost())
+    assert client.get("/static/app.js").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(runs):
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app([str(r) for r in runs]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
+def test_browser_click_node_shows_diff_and_outcomes(server, runs):
+    from playwright.sync_api import sync_playwright
+
+    view = RunView.load(runs[0])
+    child = next(n for n in view.nodes if n.parent_id and n.commit_sha and n.tasks_evaluated)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            page.wait_for_selector(f'#tree [data-node="{child.node_id}"]', timeout=10000)
+            assert "scripted model" in page.inner_text("#scripted-banner")
+            page.click(f'#tree [data-node="{child.node_id}"]')
+            page.wait_for_selector("#outcomes tr:nth-child(2)", timeout=10000)
+            assert page.inner_text("#node-title") == child.node_id
+            assert f"improvement_{child.node_id}" in page.inner_text("#diff")
+            rows = page.locator("#outcomes tr").count() - 1
+            assert rows == child.tasks_evaluated
+            # switch to the unscripted run: no banner
+            page.select_option("#run-select", "real")
+            page.wait_for_function("document.querySelector('#scripted-banner').hidden === true", timeout=10000)
+        finally:
+            browser.close()
