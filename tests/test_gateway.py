@@ -21,7 +21,7 @@ from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
 from dgm.llm.client import client_from_env
 from dgm.llm.gateway import Gateway
-from dgm.llm.upstream import OpenAIUpstream, RetryPolicy, Route, build_upstreams
+from dgm.llm.upstream import ConfigError, OpenAIUpstream, RetryPolicy, Route, build_upstreams
 
 KEY = "sk-canary-7f3a9c1e5b2d40868e1b"
 KEY_ENV = "DGM_TEST_UPSTREAM_KEY"
@@ -406,3 +406,18 @@ def test_concurrent_requests_are_served_in_parallel(make_gateway, upstream):
     assert not errors and results == ["hello"] * 8
     assert gw.budgets.spent_run == pytest.approx(8 * (10 * 2.5 + 5 * 10) / 1e6)
     assert len(gw.sink.records) == 8
+
+
+def test_scripted_route_through_the_gateway():
+    """The real scripted model (dgm.llm.scripted) behind the gateway: metered at $0, cached like any other."""
+    routes = build_upstreams({"coding": {"provider": "scripted"}})
+    sink = MemorySink()
+    with Gateway(routes, sink=sink) as gw:
+        answer = ask(client_for(gw))
+    assert answer.choices[0].message is not None
+    (record,) = sink.records
+    assert record.cost_usd == 0 and record.error is None and record.model == "scripted"
+    with pytest.raises(ConfigError, match=r"models.coding: bad options for the scripted model"):
+        build_upstreams({"coding": {"provider": "scripted", "no_such_option": 1}})
+    with pytest.raises(ConfigError, match=r"\['api_key_env'\] mean nothing for provider 'scripted'"):
+        build_upstreams({"coding": {"provider": "scripted", "api_key_env": "X"}})

@@ -393,11 +393,20 @@ def _build_route(alias: str, entry: Mapping[str, Any], prices: PriceTable, scrip
     if provider == "scripted":
         from dgm.llm.scripted import ScriptedUpstream  # lazy: only test/offline runs need it
 
+        unused = set(entry) & {"base_url", "api_key_env", "retry"}
+        if unused:
+            raise ConfigError(f"{where}: {sorted(unused)} mean nothing for provider 'scripted'; remove them")
         model = str(entry.get("model", "scripted"))
         settings = ModelSettings.from_dict(entry.get("settings"), f"{where}.settings")
-        kwargs = {k: v for k, v in entry.items() if k not in ("provider", "model", "settings")}
+        extra = dict(entry.get("extra_params") or {})
+        # Any other keys are the scripted model's own options, plus what the caller passes.
+        kwargs = {k: v for k, v in entry.items() if k not in ("provider", "model", "settings", "extra_params")}
         kwargs.update(scripted_kwargs)
-        return Route(alias, ScriptedUpstream(**kwargs), model, settings)
+        try:
+            upstream = ScriptedUpstream(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: bad options for the scripted model: {exc}") from None
+        return Route(alias, upstream, model, settings, extra)
 
     unknown = set(entry) - _OPENAI_KEYS
     if unknown:
