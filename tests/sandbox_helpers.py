@@ -1,0 +1,57 @@
+"""Shared bits for the sandbox tests (not a conftest: tests/conftest.py belongs to the whole suite)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from dgm.sandbox import doctor
+from dgm.sandbox.base import Limits
+
+SMALL_LIMITS = Limits(memory_mb=512, cpu_seconds=30, file_size_mb=16, open_files=256, processes=64,
+                      output_bytes=64 * 1024)
+
+
+def bwrap_status():
+    return next(s for s in doctor() if s.name == "bwrap")
+
+
+needs_bwrap = pytest.mark.skipif(not bwrap_status().available, reason=f"bwrap unusable: {bwrap_status().reason}")
+
+
+def make_repo(root: Path) -> Path:
+    """A tiny source tree with a nested dir, an inner symlink and a link pointing out."""
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "mod.py").write_text("VALUE = 42\n")
+    (root / "README.md").write_text("hello\n")
+    os.symlink("pkg/mod.py", root / "link_in")
+    os.symlink("/etc/hostname", root / "link_out")
+    return root
+
+
+class EchoSocketServer:
+    """A real Unix-socket server answering 'pong:<request>' (stands in for the LLM gateway)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"pong:" + conn.recv(100))
+
+    def close(self):
+        self.sock.close()
