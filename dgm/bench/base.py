@@ -31,6 +31,7 @@ class GradeResult:
     test_log: str = ""
     stripped_files: list[str] = field(default_factory=list)  # test files the model patch touched
     duration_s: float = 0.0
+    reason: str = ""  # why the outcome is error/timeout/empty_patch (or a cross-check note); "" otherwise
 
 
 @runtime_checkable

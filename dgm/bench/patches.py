@@ -1,0 +1,88 @@
+"""Splitting unified diffs per file and removing the parts that touch tests.
+
+A model patch may edit tests (to make them pass, or by accident); SWE-bench-style grading
+drops those file diffs and resets tests to the base before applying the hidden test patch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+TEST_DIRS = {"tests", "test", "testing"}
+TEST_CONFIG_FILES = {"conftest.py", "pytest.ini", "tox.ini", "noxfile.py"}
+# Shared config files only count as test config when the diff touches a pytest section.
+MIXED_CONFIG_FILES = {"setup.cfg", "pyproject.toml"}
+_PYTEST_SECTION = re.compile(r"\[(tool:pytest|tool\.pytest[^\]]*|pytest)\]")
+
+
+@dataclass
+class FileDiff:
+    path: str  # the file's path after the change (before it, for deletions)
+    text: str
+
+
+def _path_of(chunk: str) -> str:
+    header = re.match(r"diff --git a/(\S+) b/(\S+)", chunk)
+    plus = re.search(r"^\+\+\+ (?:b/)?(\S+)", chunk, re.M)
+    minus = re.search(r"^--- (?:a/)?(\S+)", chunk, re.M)
+    if plus and plus.group(1) != "/dev/null":
+        return plus.group(1)
+    if minus and minus.group(1) != "/dev/null":
+        return minus.group(1)
+    if header:
+        return header.group(2)
+    return ""
+
+
+def split_patch(patch: str) -> list[FileDiff]:
+    """One FileDiff per file, for git-style diffs and plain `diff -u` output alike."""
+    lines = patch.splitlines(keepends=True)
+    starts = []
+    git_style = any(line.startswith("diff --git ") for line in lines)
+    for i, line in enumerate(lines):
+        if git_style and line.startswith("diff --git "):
+            starts.append(i)
+        elif not git_style and line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            starts.append(i)
+    chunks = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+        text = "".join(lines[start:end])
+        chunks.append(FileDiff(_path_of(text), text))
+    return chunks
+
+
+def is_test_path(path: str, diff_text: str = "") -> bool:
+    parts = PurePosixPath(path).parts
+    name = parts[-1] if parts else ""
+    if any(part in TEST_DIRS for part in parts[:-1]):
+        return True
+    if name in TEST_CONFIG_FILES or (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py"):
+        return True
+    if name in MIXED_CONFIG_FILES:
+        return bool(_PYTEST_SECTION.search(diff_text))
+    return False
+
+
+def strip_test_changes(patch: str) -> tuple[str, list[str]]:
+    """(patch without test-file diffs, the test files that were dropped)."""
+    chunks = split_patch(patch)
+    if not chunks:
+        # Not recognisably a diff: pass it on unchanged so applying it fails with git's reason.
+        return patch, []
+    kept, dropped = [], []
+    for chunk in chunks:
+        if is_test_path(chunk.path, chunk.text):
+            dropped.append(chunk.path)
+        else:
+            kept.append(chunk.text)
+    text = "".join(kept)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text, dropped
+
+
+def patch_files(patch: str) -> list[str]:
+    return [chunk.path for chunk in split_patch(patch)]
