@@ -197,3 +197,19 @@ def test_startup_overhead_versus_local(repo, capsys):
     with capsys.disabled():
         print(f"\n[sandbox timing] open+exec true+close: bwrap {bwrap_s * 1000:.1f} ms, local {local_s * 1000:.1f} ms")
     assert bwrap_s - local_s < 0.1
+
+
+def test_installed_framework_dir_would_be_masked():
+    """A non-editable install puts dgm/ under a bound prefix: that dir gets a tmpfs over it."""
+    from dgm.sandbox.bwrap import framework_dirs_to_mask
+
+    pkg_dir = Path(__file__).resolve().parents[1] / "dgm"
+    assert framework_dirs_to_mask([str(pkg_dir.parent)]) == [str(pkg_dir)]
+    assert framework_dirs_to_mask(["/usr"]) == []
+
+
+def test_copy_out_skips_fifos_instead_of_hanging(repo, tmp_path):
+    with open_sandbox("bwrap", SandboxSpec(source=repo, limits=SMALL_LIMITS)) as sb:
+        sb.exec("mkdir out && mkfifo out/pipe && echo x > out/f", timeout=10)
+        sb.copy_out("/work/out", tmp_path / "o")
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["f"]

@@ -196,7 +196,9 @@ class BwrapSandbox(HostBackedSandbox):
     def _kill(self, proc: subprocess.Popen) -> None:
         kill_process_group(proc)  # the outer bwrap; its child (pid 1 inside) follows via PDEATHSIG
         if self._cgroup:
-            self._cgroup.kill_all()
+            # When pid 1 of the namespace is gone the kernel has killed the rest; one pass over
+            # the cgroup is only a second line of defence (close() does the thorough one).
+            self._cgroup.kill_all(rounds=1)
 
     def _close_extra(self) -> None:
         if self._cgroup:

@@ -64,12 +64,13 @@ class SandboxCgroup:
             self._fds = [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.dirs]
         return self._fds
 
-    def kill_all(self) -> None:
+    def kill_all(self, rounds: int = 20) -> None:
+        """SIGKILL every process in the group; `rounds` > 1 repeats until it is empty."""
         for d in self.dirs:
             if self.v2 and (d / "cgroup.kill").exists():
                 _write(d / "cgroup.kill", "1")
                 continue
-            for _ in range(20):  # v1: no atomic kill; repeat until empty (forks race us)
+            for _ in range(rounds):  # v1: no atomic kill; repeat until empty (forks race us)
                 pids = _read_pids(d)
                 if not pids:
                     break
@@ -78,7 +79,8 @@ class SandboxCgroup:
                         os.kill(pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
-                time.sleep(0.01)
+                if rounds > 1:
+                    time.sleep(0.005)
 
     def remove(self) -> None:
         self.kill_all()
