@@ -207,3 +207,17 @@ def test_preflight_reports_an_unreachable_server(route_to):
     with pytest.raises(PreflightError, match="alias 'coding'.*cannot reach the server") as err:
         preflight(route_to(base_url))
     assert base_url in str(err.value)
+
+
+def test_replay_needs_no_api_key(monkeypatch, tmp_path):
+    from dgm.llm.gateway import Gateway
+
+    monkeypatch.delenv("DGM_NO_SUCH_KEY", raising=False)
+    config = {"coding": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "DGM_NO_SUCH_KEY", "model": "gpt-4o"}}
+    routes = build_upstreams(config, require_keys=False)
+    Gateway(routes, cache=ResponseCache(tmp_path, "replay")).preflight()  # nothing to check in replay
+    with pytest.raises(PreflightError, match="DGM_NO_SUCH_KEY is not set"):
+        preflight(routes["coding"])
+    with pytest.raises(Exception, match="DGM_NO_SUCH_KEY is not set") as err:
+        routes["coding"].upstream.complete({"messages": [{"role": "user", "content": "hi"}]})
+    assert err.value.code == "upstream_key_missing"

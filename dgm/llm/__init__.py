@@ -24,7 +24,7 @@ _LAZY = {
 }
 
 __all__ = ["PURPOSES", "CallContext", "ContextOverflow", "Upstream", "UpstreamError", "UsageRecord", "UsageSink",
-           "BudgetExceeded", "Budgets", "ResponseCache", "Price", "PriceTable", *_LAZY]
+           "BudgetExceeded", "Budgets", "ResponseCache", "Price", "PriceTable", *_LAZY.keys()]
 
 
 def __getattr__(name: str):

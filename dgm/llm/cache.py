@@ -63,9 +63,7 @@ class ResponseCache:
             return None
         try:
             entry = json.loads(self.path(key).read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # missing, unreadable or half-written by an older version
             return None
         response = entry.get("response") if isinstance(entry, dict) else None
         return response if isinstance(response, dict) else None

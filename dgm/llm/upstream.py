@@ -204,6 +204,7 @@ class OpenAIUpstream:
         retry: RetryPolicy | None = None,
         name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        require_key: bool = True,
     ):
         self.name = name or model
         self.base_url = base_url
@@ -213,18 +214,21 @@ class OpenAIUpstream:
         self.settings = settings or ModelSettings()
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ConfigError(
-                    f"model {self.name!r}: environment variable {api_key_env} is not set "
-                    f"(it must hold the API key for {base_url})"
-                )
-        else:
-            key = "no-key"  # local servers (vLLM, Ollama, llama.cpp) need none
+        key = os.environ.get(api_key_env) if api_key_env else "no-key"  # local servers need no key
+        self._missing_key = (
+            f"model {self.name!r}: environment variable {api_key_env} is not set "
+            f"(it must hold the API key for {base_url})"
+        )
+        if not key:
+            if require_key:
+                raise ConfigError(self._missing_key)
+            key = None  # replaying from the cache needs no key; a real call then fails clearly
         self._secret = key if api_key_env else None
         # Our own retry loop replaces the client's (max_retries=0) so waits are configurable.
-        self._client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=self.retry.timeout_s)
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=key or "missing-key", max_retries=0, timeout=self.retry.timeout_s
+        )
+        self._has_key = key is not None
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIUpstream(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r})"
@@ -308,6 +312,8 @@ class OpenAIUpstream:
 
     # the Upstream protocol -----------------------------------------------------------------
     def complete(self, request: dict, context: CallContext | None = None) -> dict:
+        if not self._has_key:
+            raise UpstreamError(self._missing_key, status=502, code="upstream_key_missing")
         prepared = self.prepare(request)
         policy = self.retry
 
@@ -340,6 +346,8 @@ class OpenAIUpstream:
     def preflight(self, alias: str, timeout: float = 30.0) -> None:
         """Raise PreflightError unless the endpoint answers, accepts the key and has the model."""
         where = f"model alias {alias!r} ({self.model} at {self.base_url}, key from ${self.api_key_env or '-'})"
+        if not self._has_key:
+            raise PreflightError(f"{where}: environment variable {self.api_key_env} is not set")
         try:
             listed = {m.id for m in self._client.with_options(timeout=timeout).models.list()}
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
@@ -383,7 +391,9 @@ class Route:
 _OPENAI_KEYS = {"provider", "base_url", "api_key_env", "model", "settings", "extra_params", "retry"}
 
 
-def _build_route(alias: str, entry: Mapping[str, Any], prices: PriceTable, scripted_kwargs: Mapping) -> Route:
+def _build_route(
+    alias: str, entry: Mapping[str, Any], prices: PriceTable, scripted_kwargs: Mapping, require_keys: bool
+) -> Route:
     where = f"models.{alias}"
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must be a mapping, got {entry!r}")
@@ -427,6 +437,7 @@ def _build_route(alias: str, entry: Mapping[str, Any], prices: PriceTable, scrip
         settings=settings,
         retry=RetryPolicy.from_dict(entry.get("retry"), f"{where}.retry"),
         name=alias,
+        require_key=require_keys,
     )
     return Route(alias, upstream, model, settings, dict(extra))
 
@@ -436,15 +447,22 @@ def build_upstreams(
     *,
     prices: PriceTable | None = None,
     scripted_kwargs: Mapping[str, Any] | None = None,
+    require_keys: bool = True,
 ) -> dict[str, Route]:
     """alias -> Route from the `models:` section of a run config.
 
     `scripted_kwargs` are passed to every ScriptedUpstream (on top of the entry's own keys).
+    `require_keys=False` (for replay from the cache) accepts unset API-key variables; a call that
+    actually reaches such an upstream then fails with code "upstream_key_missing".
     """
     if not isinstance(models_config, Mapping) or not models_config:
         raise ConfigError("models: must map at least one alias (e.g. 'coding') to a model entry")
     prices = prices or PriceTable.load()
-    return {alias: _build_route(alias, entry, prices, scripted_kwargs or {}) for alias, entry in models_config.items()}
+    scripted_kwargs = scripted_kwargs or {}
+    return {
+        alias: _build_route(alias, entry, prices, scripted_kwargs, require_keys)
+        for alias, entry in models_config.items()
+    }
 
 
 def preflight(route: Route, timeout: float = 30.0) -> None:
