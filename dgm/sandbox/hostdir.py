@@ -140,7 +140,7 @@ def _ignore_special_files(directory: str, names: list[str]) -> list[str]:
 def copy_tree_out(src: Path, dst: Path) -> None:
     """Copy untrusted sandbox content to the host.
 
-    Regular files and directories are copied; a symlink is kept only when it is relative and
+    Regular files (without setuid/setgid bits) and directories are copied; a symlink is kept only when it is relative and
     stays inside the copied tree (a link to /etc/passwd or to the host's home is dropped, never
     followed); fifos, sockets and devices are skipped.
     """
@@ -184,6 +184,8 @@ def _copy_entry(src: Path, dst: Path, keep_symlink) -> None:
             log.warning("sandbox copy: dropped symlink %s -> %s (points outside)", src, target)
     elif stat.S_ISREG(mode):
         shutil.copy2(src, dst, follow_symlinks=False)
+        # Inside, the sandbox user may be host root: never hand out setuid/setgid files.
+        os.chmod(dst, stat.S_IMODE(mode) & 0o777)
     else:
         log.warning("sandbox copy: skipped special file %s", src)
 

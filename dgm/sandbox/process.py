@@ -110,10 +110,15 @@ def run_bounded(
     start = time.monotonic()
     deadline = start + timeout
     out = BoundedOutput(output_bytes)
-    proc = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, close_fds=True, pass_fds=tuple(pass_fds),
-    )
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, close_fds=True,
+            pass_fds=tuple(pass_fds),
+        )
+    except OSError as exc:  # missing command or cwd: a failed command, as a shell would report it
+        return ExecResult(exit_code=127, output=f"dgm sandbox: cannot start {argv[0]!r} in {cwd}: {exc}\n",
+                          duration_s=time.monotonic() - start)
     timed_out = False
     exited_at = None
     with selectors.DefaultSelector() as sel:

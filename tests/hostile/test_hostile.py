@@ -227,6 +227,13 @@ def test_copy_out_does_not_follow_symlinks_out(sandbox, secrets, tmp_path):
     assert (dest / "inner").is_symlink() and (dest / "inner").read_text() == "ok\n"  # stays inside: kept
 
 
+def test_copy_out_strips_setuid_bits(sandbox, tmp_path):
+    sh(sandbox, "mkdir -p /work/out && cp /bin/sh /work/out/rootshell && chmod 6755 /work/out/rootshell")
+    sandbox.copy_out("/work/out", tmp_path / "out")
+    mode = (tmp_path / "out" / "rootshell").stat().st_mode
+    assert not mode & 0o6000
+
+
 def test_copy_out_of_a_symlinked_dir_is_refused(sandbox, tmp_path):
     sh(sandbox, f"ln -s {Path.home()} /work/evil")
     with pytest.raises(SandboxError):
