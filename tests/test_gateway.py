@@ -322,7 +322,7 @@ def test_model_settings_shape_the_upstream_request(make_gateway, upstream):
 def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
     cache_dir = tmp_path / "llm_cache"
     gw = make_gateway(cache=ResponseCache(cache_dir, "read_write"))
-    upstream.script(fu.status(400), fu.ok("first"), fu.ok("second"))
+    upstream.script(fu.status(400), fu.ok("first"), fu.ok("second"), fu.ok("other attempt"))
     client = client_for(gw)
     with pytest.raises(openai.BadRequestError):
         ask(client)  # a failed request does not use up sample index 0
@@ -330,25 +330,32 @@ def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
     assert [ask(client).choices[0].message.content for _ in range(2)] == ["first", "second"]
     files = sorted(cache_dir.glob("*/*.json"))
     assert len(files) == 2 and all(f.parent.name == f.name[:2] for f in files)
+    # Another attempt asking the same thing gets its own sample, not a copy of this one.
+    assert ask(client_for(gw, ctx(attempt="a2"))).choices[0].message.content == "other attempt"
+    assert len(upstream.chat_requests) == 4 and gw.stats.cache_hits == 0
 
-    # Another attempt making the same requests is served from the cache at $0.
-    hits_client = client_for(gw, ctx(attempt="a2"))
-    assert [ask(hits_client).choices[0].message.content for _ in range(2)] == ["first", "second"]
-    assert gw.stats.cache_hits == 2 and len(upstream.chat_requests) == 3
-    hit = gw.sink.records[-1]
-    assert hit.cache_hit and hit.cost_usd == 0 and hit.prompt_tokens == 10
-
-    # Replay mode: a fresh gateway answers the recorded sequence, and refuses anything new.
+    # Replay: a fresh gateway (same attempt ids) answers the recorded sequence at $0, refuses anything new.
     replay = make_gateway(cache=ResponseCache(cache_dir, "replay"))
     client = client_for(replay)
     assert [ask(client).choices[0].message.content for _ in range(2)] == ["first", "second"]
+    hit = replay.sink.records[-1]
+    assert hit.cache_hit and hit.cost_usd == 0 and hit.prompt_tokens == 10 and replay.budgets.spent_run == 0
     with pytest.raises(openai.NotFoundError) as err:
         ask(client)  # a third sample was never recorded
     assert err.value.code == "replay_miss"
     with pytest.raises(openai.NotFoundError, match="replay mode"):
         ask(client, "a different question")
     assert replay.stats.replay_misses == 2 and replay.stats.upstream_calls == 0
-    assert len(upstream.chat_requests) == 3
+    assert replay.stats.cache_hits == 2 and len(upstream.chat_requests) == 4
+
+
+def test_cache_shared_across_attempts_when_asked(make_gateway, upstream, tmp_path):
+    gw = make_gateway(cache=ResponseCache(tmp_path / "c", "read_write", share_across_attempts=True))
+    upstream.script(fu.ok("first"), fu.ok("second"))
+    assert ask(client_for(gw)).choices[0].message.content == "first"
+    other = client_for(gw, ctx(attempt="a2", node="n2"))
+    assert [ask(other).choices[0].message.content for _ in range(2)] == ["first", "second"]
+    assert gw.stats.cache_hits == 1 and len(upstream.chat_requests) == 2
 
 
 def test_cache_off_always_asks_upstream(make_gateway, upstream, tmp_path):

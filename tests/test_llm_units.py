@@ -93,6 +93,8 @@ def test_cache_key_covers_what_changes_the_answer():
     assert cache_key(request, 0) != cache_key(dict(request, temperature=0.7), 0)
     assert cache_key(request, 0) != cache_key(dict(request, model="gpt-4.1"), 0)
     assert cache_key(request, 0) != cache_key(dict(request, tools=[{"type": "function"}]), 0)
+    assert cache_key(request, 0, "a1/task/t1") != cache_key(request, 0, "a2/task/t1")
+    assert ResponseCache("c", share_across_attempts=True).key(request, 0, "a1/task/t1") == cache_key(request, 0)
 
 
 def test_cache_files_are_atomic_and_corrupt_entries_are_misses(tmp_path):

@@ -1,10 +1,15 @@
 """Content-addressed response cache: the basis of replaying a run at $0.
 
 Key = sha256 of canonical JSON of (real model, the request fields that affect the output,
-sample index). The sample index tells apart repeated identical requests within one attempt:
-the k-th identical request of an attempt gets index k, so a replay of stochastic sampling
-gets the same sequence of answers. Note the index is per attempt, so two *different*
-attempts that send the same first request share that cached answer.
+sample index, caller scope). The sample index tells apart repeated identical requests within
+one scope: the k-th identical request gets index k, so a replay of stochastic sampling gets
+the same sequence of answers.
+
+The scope is (attempt, purpose, task) - attempt ids are deterministic ("generation:slot"), so a
+replay or resume lines up. Keeping it in the key means a child whose prompts equal its
+parent's still gets fresh samples instead of silently replaying its parent's trajectory (which
+would correlate their scores). `share_across_attempts=True` drops the scope from the key: any
+attempt then reuses the k-th answer to an identical request (cheaper, not independent samples).
 
 Files: ``<root>/ab/<hash>.json``, written atomically (temp file + rename), so a crash never
 leaves a half-written entry.
@@ -35,16 +40,21 @@ def request_fingerprint(request: dict) -> str:
     return hashlib.sha256(canonical_json(relevant).encode()).hexdigest()
 
 
-def cache_key(request: dict, sample_index: int) -> str:
-    return hashlib.sha256(canonical_json([request_fingerprint(request), sample_index]).encode()).hexdigest()
+def cache_key(request: dict, sample_index: int, scope: str | None = None) -> str:
+    parts = [request_fingerprint(request), sample_index] + ([scope] if scope is not None else [])
+    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
 class ResponseCache:
-    def __init__(self, root: Path | str, mode: str = "read_write"):
+    def __init__(self, root: Path | str, mode: str = "read_write", *, share_across_attempts: bool = False):
         if mode not in MODES:
             raise ValueError(f"cache mode must be one of {MODES}, got {mode!r}")
         self.root = Path(root)
         self.mode = mode
+        self.share_across_attempts = share_across_attempts
+
+    def key(self, request: dict, sample_index: int, scope: str) -> str:
+        return cache_key(request, sample_index, None if self.share_across_attempts else scope)
 
     @property
     def reads(self) -> bool:
@@ -68,12 +78,12 @@ class ResponseCache:
         response = entry.get("response") if isinstance(entry, dict) else None
         return response if isinstance(response, dict) else None
 
-    def put(self, key: str, request: dict, sample_index: int, response: dict) -> None:
+    def put(self, key: str, request: dict, sample_index: int, response: dict, scope: str | None = None) -> None:
         if not self.writes:
             return
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"key": key, "sample_index": sample_index, "request": request, "response": response}
+        entry = {"key": key, "scope": scope, "sample_index": sample_index, "request": request, "response": response}
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as fh:
@@ -85,7 +95,7 @@ class ResponseCache:
 
 
 class SampleCounter:
-    """Hands out sample indices per (attempt, request fingerprint).
+    """Hands out sample indices per (scope, request fingerprint).
 
     An index is reserved while a request is in flight and kept only if the request produced an
     answer; a failed request gives its index back, so an agent's retry after an upstream error

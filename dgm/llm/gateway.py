@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dgm.llm.base import PURPOSES, CallContext, UpstreamError, UsageRecord, UsageSink
 from dgm.llm.budget import Budgets
-from dgm.llm.cache import ResponseCache, SampleCounter, cache_key, request_fingerprint
+from dgm.llm.cache import ResponseCache, SampleCounter, request_fingerprint
 from dgm.llm.client import INSIDE_BASE_URL, uds_client
 from dgm.llm.pricing import PriceTable
 from dgm.llm.upstream import Route, preflight
@@ -267,13 +267,14 @@ class Gateway:
 
     def _answer(self, grant: _Grant, route: Route, request: dict, started: float) -> dict:
         ctx = grant.context
-        # Sample indices count identical requests within one attempt (see cache.py).
-        scope = ctx.attempt_id or f"{ctx.run_id}/{ctx.node_id}/{ctx.purpose}/{ctx.task_id}"
+        # Sample indices count identical requests per caller scope (see cache.py). No run id in
+        # the scope, so another run with the same config can replay this run's cache.
+        scope = f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
         fingerprint = request_fingerprint(request)
         index = self._samples.reserve(scope, fingerprint)
         answered = False
         try:
-            key = cache_key(request, index)
+            key = self.cache.key(request, index, scope) if self.cache else ""
             cached = self.cache.get(key) if self.cache else None
             if cached is not None:
                 answered = True
@@ -295,18 +296,18 @@ class Gateway:
             prompt, completion, cached_tokens = _usage_numbers(response)
             cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
             self.budgets.charge(ctx, cost)
-            self._store(key, request, index, response)
+            self._store(key, request, index, response, scope)
             self._meter(ctx, route.model, response, cost, False, started)
             return response
         finally:
             if not answered:
                 self._samples.release(scope, fingerprint, index)
 
-    def _store(self, key: str, request: dict, index: int, response: dict) -> None:
+    def _store(self, key: str, request: dict, index: int, response: dict, scope: str) -> None:
         if not self.cache:
             return
         try:
-            self.cache.put(key, request, index, response)
+            self.cache.put(key, request, index, response, scope)
         except OSError as exc:  # a paid answer is still returned; only its replay is lost
             log.error("gateway: cannot write cache entry %s: %s", key[:12], exc)
 
