@@ -107,7 +107,9 @@ class Evaluator:
                 "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
                 "limits": self.limits.model_dump(),
             }
-            context = self.llm.context(node_id, attempt_id, "task", task_id)
+            # The eval index is part of the call scope, so repeated evaluations replay in the same order.
+            scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
+            context = self.llm.context(node_id, attempt_id, "task", scope)
             with self.llm.agent_env(context) as env:
                 run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
                                 out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s)

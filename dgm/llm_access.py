@@ -30,8 +30,8 @@ class LLMAccess:
         def ask(messages: list[dict]) -> str:
             token = self.gateway.issue_token(context, alias)
             try:
-                client = self.gateway.client(token)
-                response = client.chat.completions.create(model=alias, messages=messages)
+                with self.gateway.client(token) as client:
+                    response = client.chat.completions.create(model=alias, messages=messages)
                 return response.choices[0].message.content or ""
             finally:
                 self.gateway.revoke(token)

@@ -54,6 +54,7 @@ def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext
         {"coding": config.llm.coding.gateway_entry(), "diagnosis": config.llm.diagnosis.gateway_entry()},
         prices=prices,
         scripted_kwargs=scripted_options(benchmark) if config.uses_scripted_model else None,
+        require_keys=config.llm.cache != "replay",  # a replay answers from the cache: no key needed
     )
     spent = {row["key"]: row["cost_usd"] for row in store.llm_totals("node_id") if row["key"]}
     budgets = Budgets(config.llm.budgets.run_usd, config.llm.budgets.node_usd, config.llm.budgets.attempt_usd,

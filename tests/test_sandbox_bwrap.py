@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -213,3 +214,41 @@ def test_copy_out_skips_fifos_instead_of_hanging(repo, tmp_path):
         sb.exec("mkdir out && mkfifo out/pipe && echo x > out/f", timeout=10)
         sb.copy_out("/work/out", tmp_path / "o")
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["f"]
+
+
+UNPRIVILEGED_CHECK = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from dgm.sandbox import open_sandbox
+from dgm.sandbox.base import SandboxSpec, Limits
+with open_sandbox("bwrap", SandboxSpec(limits=Limits(processes=32, memory_mb=256))) as sb:
+    print(sb.exec("id -u; echo x > /work/f && cat /work/f", timeout=10).output, end="")
+    bomb = sb.exec("b() { b | b & }; b", timeout=3)
+    print("bomb-bounded", bomb.duration_s < 6)
+    print("timeout", sb.exec("sleep 10", timeout=0.5).exit_code)
+"""
+
+
+def test_works_for_an_unprivileged_user():
+    """Same sandbox as uid 65534 (no cgroups, RLIMIT_NPROC enforced), via the system python3."""
+    system_python = Path("/usr/bin/python3")
+    if os.getuid() != 0 or not Path("/usr/bin/setpriv").exists() or not system_python.exists():
+        pytest.skip("needs root (to switch to nobody), setpriv and /usr/bin/python3")
+    version = subprocess.run([system_python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                             capture_output=True, text=True).stdout.strip()
+    if version != "True":
+        pytest.skip("the system python3 is older than 3.11")
+    repo_root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="dgm-unpriv-") as tmp:  # pytest's tmp_path is root-only
+        os.chmod(tmp, 0o777)
+        done = _run_as_nobody(system_python, repo_root, Path(tmp))
+    assert done.stdout.splitlines() == ["1000", "x", "bomb-bounded True", "timeout 124"], done.stdout + done.stderr
+
+
+def _run_as_nobody(system_python: Path, repo_root: Path, tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", str(system_python), "-c",
+         UNPRIVILEGED_CHECK, str(repo_root)],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "DGM_SANDBOX_TMP": str(tmp)},
+    )

@@ -1,0 +1,71 @@
+"""Benchmarks: the Benchmark protocol (base.py) and its adapters.
+
+    from dgm.bench import load_benchmark, parse_bench_spec
+    bench = load_benchmark("local")                 # benchmarks/ shipped with the project
+    name, subset = parse_bench_spec("local:small")  # ("local", "small")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import OUTCOMES, Benchmark, GradeResult, TaskInfo
+
+BENCHMARK_NAMES = ("local", "swebench", "polyglot")
+
+
+def default_local_root() -> Path:
+    """$DGM_BENCHMARKS_DIR, else the benchmarks/ directory next to the dgm package (source checkout)."""
+    env = os.environ.get("DGM_BENCHMARKS_DIR")
+    if env:
+        return Path(env)
+    candidate = Path(__file__).resolve().parents[2] / "benchmarks"
+    if (candidate / "tasks").is_dir():
+        return candidate
+    raise FileNotFoundError("cannot find the local benchmark: set DGM_BENCHMARKS_DIR to a benchmarks/ directory "
+                            f"(looked in {candidate})")
+
+
+def parse_bench_spec(spec: str) -> tuple[str, str | None]:
+    """'local:small' -> ('local', 'small'); 'local' -> ('local', None).
+
+    A path is not a subset: 'local:/data/bench' or 'polyglot:~/polyglot' -> (name, None); use
+    load_benchmark for those.
+    """
+    name, _, rest = spec.partition(":")
+    if name not in BENCHMARK_NAMES:
+        raise ValueError(f"unknown benchmark {name!r} in {spec!r}; choose one of {', '.join(BENCHMARK_NAMES)}")
+    if not rest or _looks_like_path(rest):
+        return name, None
+    return name, rest
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or text.startswith((".", "~"))
+
+
+def load_benchmark(spec: str, **options) -> Benchmark:
+    """'local' | 'local:<path>' | 'swebench' | 'polyglot:<path>' (a ':<subset>' suffix is ignored here)."""
+    name, _, rest = spec.partition(":")
+    path = Path(rest).expanduser() if rest and _looks_like_path(rest) else None
+    if name == "local":
+        from .local import LocalBenchmark
+
+        return LocalBenchmark(path or options.pop("root", None) or default_local_root())
+    if name == "swebench":
+        from .swebench import SWEBenchBenchmark
+
+        return SWEBenchBenchmark(**options)
+    if name == "polyglot":
+        from .polyglot import PolyglotBenchmark
+
+        root = path or options.pop("root", None)
+        if root is None:
+            raise ValueError("polyglot needs the path of a polyglot-benchmark checkout: 'polyglot:/path/to/it'")
+        return PolyglotBenchmark(Path(root), **options)
+    raise ValueError(f"unknown benchmark {name!r} in {spec!r}; choose one of {', '.join(BENCHMARK_NAMES)}")
+
+
+__all__ = ["OUTCOMES", "Benchmark", "GradeResult", "TaskInfo", "load_benchmark", "parse_bench_spec",
+           "default_local_root"]

@@ -88,7 +88,11 @@ def _bwrap_status() -> BackendStatus:
         _, note = probe(path)
     except SandboxError as exc:
         return BackendStatus("bwrap", False, str(exc))
-    return BackendStatus("bwrap", True, f"{path}: {note}")
+    from .cgroups import process_cap_mechanism
+
+    cap = process_cap_mechanism()
+    caps = f"process cap: {cap}" if cap else "WARNING: no process cap (root without writable cgroups)"
+    return BackendStatus("bwrap", True, f"{path}: {note}; {caps}")
 
 
 def _docker_status() -> BackendStatus:

@@ -9,6 +9,7 @@ When nothing is writable we silently rely on rlimits + the pid namespace (doctor
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -165,3 +166,18 @@ def cleanup_leftover_cgroups() -> int:
             except OSError:
                 pass
     return removed
+
+
+@functools.cache
+def process_cap_mechanism() -> str | None:
+    """What bounds the number of processes in a sandbox here: 'cgroup v2', 'cgroup v1',
+    'RLIMIT_NPROC' (non-root without cgroups) or None (root without writable cgroups: only the
+    timeout stops a fork bomb)."""
+    group = SandboxCgroup.create(64, 64)
+    if group is not None:
+        has_pids = any("pids" in str(d) or (d / "pids.max").exists() for d in group.dirs)
+        kind = "cgroup v2" if group.v2 else "cgroup v1"
+        group.remove()
+        if has_pids:
+            return kind
+    return "RLIMIT_NPROC" if os.getuid() != 0 else None
