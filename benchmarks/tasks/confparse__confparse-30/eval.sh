@@ -35,7 +35,8 @@ index c64d494..c36fa84 100644
      path.write_text("[main]\nname = demo\n", encoding="utf-8")
 EOF_DGM_TEST_PATCH
 echo ">>>>> Start Test Output"
-PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -rA -p no:cacheprovider tests/test_csvlite.py tests/test_ini.py
+# Plugins installed on the host are not part of the task (and cost a second of startup).
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -rA -p no:cacheprovider tests/test_csvlite.py tests/test_ini.py
 rc=$?
 echo ">>>>> End Test Output"
 echo ">>>>> Test Exit Code: $rc"

@@ -22,7 +22,8 @@ index 5a52e65..bb786fa 100644
  
 EOF_DGM_TEST_PATCH
 echo ">>>>> Start Test Output"
-PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -rA -p no:cacheprovider tests/test_wrap.py
+# Plugins installed on the host are not part of the task (and cost a second of startup).
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -rA -p no:cacheprovider tests/test_wrap.py
 rc=$?
 echo ">>>>> End Test Output"
 echo ">>>>> Test Exit Code: $rc"
