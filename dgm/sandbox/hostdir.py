@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from .base import SandboxError
@@ -103,7 +104,13 @@ def _owner_alive(path: Path) -> bool:
     try:
         fd = os.open(path / ".lock", os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False  # half-created or already half-deleted: nobody owns it
+        # No lock yet: being created right now, or half-deleted long ago.
+        try:
+            return time.time() - path.stat().st_mtime < 60
+        except OSError:
+            return False
+    except OSError:
+        return True  # another user's sandbox: not ours to judge
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return False
