@@ -1,0 +1,88 @@
+"""`dgm tasks list|validate BENCH`: inspect and validate a benchmark's tasks."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from dgm.cli import add_command
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tasks", help="List or validate benchmark tasks.",
+                                   description="List or validate benchmark tasks.",
+                                   epilog="Example: dgm tasks validate local --workers 2")
+    sub = parser.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
+
+    p = add_command(sub, "list", _list, "List a benchmark's tasks (optionally one subset).",
+                    "dgm tasks list local --subset small")
+    p.add_argument("bench", help="benchmark spec: local, local:PATH, polyglot:PATH")
+    p.add_argument("--subset", default=None, help="subset name (small, medium, heldout, ...)")
+
+    p = add_command(sub, "validate", _validate,
+                    "Check every task: F2P fail before gold and pass after, P2P pass both, empty patch "
+                    "unresolved, gold touches no tests, two runs agree. Exit 1 if any task fails.",
+                    "dgm tasks validate local --backend bwrap --workers 2")
+    p.add_argument("bench", help="benchmark spec: local or local:PATH")
+    p.add_argument("--backend", default=None, help="sandbox backend: bwrap | local (default: bwrap if it works)")
+    p.add_argument("--workers", type=int, default=1, help="tasks validated in parallel (default 1)")
+    p.add_argument("--task", action="append", default=None, metavar="ID", help="only this task (repeatable)")
+    p.add_argument("--subset", default=None, help="only this subset")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per test run (default 120)")
+
+
+def _list(args) -> int:
+    from dgm.bench import load_benchmark
+
+    bench = load_benchmark(args.bench)
+    table = Table(title=f"{bench.name} tasks" + (f" ({args.subset})" if args.subset else ""))
+    for column in ("instance_id", "subset", "kind", "shape", "files"):
+        table.add_column(column)
+    membership = {i: name for name, ids in bench.subsets().items() for i in ids}
+    for instance_id in bench.task_ids(args.subset):
+        meta = bench.task(instance_id).meta if hasattr(bench, "task") else {}
+        table.add_row(instance_id, membership.get(instance_id, ""), str(meta.get("kind", "")),
+                      str(meta.get("shape", "")), ", ".join(meta.get("files", [])))
+    Console().print(table)
+    return 0
+
+
+def _validate(args) -> int:
+    from dgm.bench import load_benchmark
+    from dgm.bench.local import LocalBenchmark
+    from dgm.bench.validate import validate
+    from dgm.sandbox import default_backend
+
+    bench = load_benchmark(args.bench)
+    if not isinstance(bench, LocalBenchmark):
+        print(f"dgm tasks validate: only local task suites can be validated here, not {args.bench!r}", file=sys.stderr)
+        return 2
+    backend = args.backend or default_backend()
+    ids = args.task or bench.task_ids(args.subset)
+    started = time.monotonic()
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task(f"validating {len(ids)} tasks ({backend}, {args.workers} workers)", total=len(ids))
+        results = validate(bench, ids, backend=backend, workers=args.workers, timeout=args.timeout,
+                           on_done=lambda _: progress.advance(bar))
+    elapsed = time.monotonic() - started
+
+    table = Table(title=f"validation of {len(ids)} tasks — backend {backend}, {args.workers} workers, {elapsed:.1f}s")
+    table.add_column("task")
+    table.add_column("ok")
+    table.add_column("F2P/P2P", justify="right")
+    table.add_column("problems")
+    for res in results:
+        task = bench.task(res.instance_id)
+        table.add_row(res.instance_id, "[green]yes[/]" if res.ok else "[red]NO[/]",
+                      f"{len(task.fail_to_pass)}/{len(task.pass_to_pass)}", "; ".join(res.problems))
+    console = Console()
+    console.print(table)
+    bad = [r for r in results if not r.ok]
+    for res in bad:
+        console.print(f"[red]FAILED[/] {res.instance_id}: {'; '.join(res.problems)}")
+    console.print(f"{len(results) - len(bad)}/{len(results)} tasks valid in {elapsed:.1f}s")
+    return 1 if bad else 0
