@@ -81,6 +81,13 @@ def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callab
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 
 
+def _as_text(value) -> str:
+    """A key's value as text; models often give `potential_improvements` as a list of strings."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "\n".join(f"- {v}" for v in value)
+    return value.strip() if isinstance(value, str) else ""
+
+
 def parse_diagnosis(text: str) -> dict[str, str]:
     """The five-key JSON object, from a bare answer or a ```json fence; DiagnosisError otherwise."""
     candidates = [m.group(1) for m in _FENCE.finditer(text or "")]
@@ -92,8 +99,10 @@ def parse_diagnosis(text: str) -> dict[str, str]:
             data = json.loads(candidate)
         except json.JSONDecodeError:
             continue
-        if isinstance(data, dict) and all(isinstance(data.get(k), str) and data[k].strip() for k in DIAGNOSIS_KEYS):
-            return {k: data[k] for k in DIAGNOSIS_KEYS}
+        if isinstance(data, dict):
+            values = {k: _as_text(data.get(k)) for k in DIAGNOSIS_KEYS}
+            if all(values.values()):
+                return values
     raise DiagnosisError(f"no JSON object with the keys {', '.join(DIAGNOSIS_KEYS)} in the answer: {head_tail(text or '', 300)!r}")
 
 
