@@ -1,0 +1,192 @@
+"""Aider's polyglot benchmark (Exercism exercises in six languages), from a local checkout.
+
+Layout read: <root>/<lang>/exercises/practice/<name>/ with .meta/config.json listing
+files.solution / files.test / files.example, and the task text in .docs/instructions.md
+(+ instructions.append.md). Instance ids are "<lang>__<name>", as in DGM's subsets.
+
+The agent's workspace holds the solution stubs and the docs; test files and the example
+solution stay hidden until grading, which copies the tests into a fresh sandbox and runs the
+language's test command. A task is resolved when that command exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .base import GradeResult, TaskInfo
+from .gitutil import commit_all, copy_source, init_repo
+from .grading_rules import instance_report, tests_status
+from .patches import split_patch
+from .pytest_log import parse_pytest_log
+
+log = logging.getLogger(__name__)
+DATA = Path(__file__).parent / "data"
+GRADE_DIR_INSIDE = "/dgm_grade"
+
+# Test command and the host tool it needs, per language (as the polyglot benchmark runs them).
+TEST_COMMANDS = {
+    "python": ("python3", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {tests}"),
+    "go": ("go", "go test ./..."),
+    "rust": ("cargo", "cargo test --offline -- --include-ignored"),
+    "javascript": ("npm", "npm install --offline --no-audit --no-fund >/dev/null 2>&1; npm test"),
+    "cpp": ("cmake", "mkdir -p build && cd build && cmake .. >/dev/null && make"),
+    "java": ("java", "./gradlew test --offline"),
+}
+
+
+class PolyglotError(ValueError):
+    """Bad checkout or exercise metadata; the message names the exercise."""
+
+
+class PolyglotBenchmark:
+    name = "polyglot"
+
+    def __init__(self, root: Path, languages: list[str] | None = None):
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise PolyglotError(f"polyglot checkout not found: {self.root}")
+        self.languages = languages or sorted(p.name for p in self.root.iterdir() if (p / "exercises" / "practice").is_dir())
+        if not self.languages:
+            raise PolyglotError(f"{self.root}: no <lang>/exercises/practice/ directories (not a polyglot-benchmark checkout?)")
+
+    # ------------------------------------------------------------ listing
+
+    def task_ids(self, subset: str | None = None) -> list[str]:
+        if subset is None or subset == "all":
+            return sorted(f"{lang}__{p.name}" for lang in self.languages
+                          for p in (self.root / lang / "exercises" / "practice").iterdir() if (p / ".meta" / "config.json").exists())
+        subsets = self.subsets()
+        if subset not in subsets:
+            raise KeyError(f"unknown polyglot subset {subset!r}; known: {', '.join(subsets)}")
+        return subsets[subset]
+
+    def subsets(self) -> dict[str, list[str]]:
+        """DGM's small/medium subsets, restricted to exercises present in this checkout."""
+        present = set(self.task_ids())
+        out = {}
+        for name in ("small", "medium"):
+            ids = json.loads((DATA / f"polyglot_{name}.json").read_text())
+            missing = [i for i in ids if i not in present]
+            if missing:
+                log.warning("polyglot subset %s: %d of %d exercises missing from %s (e.g. %s)",
+                            name, len(missing), len(ids), self.root, missing[0])
+            out[name] = [i for i in ids if i in present]
+        return out
+
+    def _exercise(self, instance_id: str) -> tuple[str, Path, dict]:
+        lang, sep, name = instance_id.partition("__")
+        directory = self.root / lang / "exercises" / "practice" / name
+        if not sep or not (directory / ".meta" / "config.json").exists():
+            raise KeyError(f"unknown polyglot exercise {instance_id!r} (expected {directory}/.meta/config.json)")
+        try:
+            files = json.loads((directory / ".meta" / "config.json").read_text())["files"]
+            for key in ("solution", "test"):
+                if not isinstance(files.get(key), list) or not files[key]:
+                    raise KeyError(key)
+        except (ValueError, KeyError) as exc:
+            raise PolyglotError(f"{directory}/.meta/config.json: bad or missing files.{exc}") from None
+        return lang, directory, files
+
+    def task_info(self, instance_id: str) -> TaskInfo:
+        lang, directory, files = self._exercise(instance_id)
+        docs = [directory / ".docs" / n for n in ("introduction.md", "instructions.md", "instructions.append.md")]
+        text = "\n\n".join(p.read_text().strip() for p in docs if p.exists())
+        if not text:
+            raise PolyglotError(f"{directory}: no .docs/instructions.md")
+        statement = (f"# {instance_id}\n\n{text}\n\n"
+                     f"Implement the solution in: {', '.join(files['solution'])}. Keep the existing function and "
+                     "class names (hidden tests import them) and use only the standard library.")
+        return TaskInfo(instance_id, statement, f"Hidden {lang} tests run at grading time; write your own checks.")
+
+    # ------------------------------------------------------------ workspace
+
+    def prepare_workspace(self, instance_id: str, dest: Path) -> TaskInfo:
+        _, directory, files = self._exercise(instance_id)
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        copy_source(directory, dest)
+        for hidden in files["test"] + files.get("example", []):
+            target = dest / hidden
+            if target.exists():
+                target.unlink()
+        shutil.rmtree(dest / ".meta", ignore_errors=True)
+        init_repo(dest)
+        commit_all(dest, f"{instance_id}: base")
+        return self.task_info(instance_id)
+
+    # ------------------------------------------------------------ grading
+
+    def grade(self, instance_id: str, model_patch: str, *, backend: str, timeout: float,
+              log_dir: Path | None = None) -> GradeResult:
+        from dgm.sandbox import open_sandbox
+        from dgm.sandbox.base import Mount, SandboxSpec
+
+        started = time.monotonic()
+        lang, directory, files = self._exercise(instance_id)
+        patch, stripped = _strip_files(model_patch or "", set(files["test"]))
+        if not patch.strip():
+            return self._done(GradeResult(instance_id, "empty_patch", instance_report(instance_id, patch=model_patch, applied=False, status=None),
+                                          stripped_files=stripped, reason="empty patch"), started, log_dir, patch)
+        tool, command = TEST_COMMANDS.get(lang, (None, None))
+        if command is None:
+            raise PolyglotError(f"{instance_id}: no test command for language {lang!r}")
+        if shutil.which(tool) is None:
+            return self._done(GradeResult(instance_id, "error", instance_report(instance_id, patch=model_patch, applied=False, status=None),
+                                          stripped_files=stripped, reason=f"toolchain missing: {tool!r} not found on PATH "
+                                          f"(needed to run {lang} tests)"), started, log_dir, patch)
+        with tempfile.TemporaryDirectory(prefix="dgm-polyglot-") as tmp:
+            repo, grade_dir = Path(tmp) / "repo", Path(tmp) / "grade"
+            self.prepare_workspace(instance_id, repo)
+            (grade_dir / "tests").mkdir(parents=True)
+            for name in files["test"]:
+                (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(directory / name, grade_dir / "tests" / name)
+            (grade_dir / "model.patch").write_text(patch)
+            script = (f"git -c safe.directory='*' apply --verbose --binary {GRADE_DIR_INSIDE}/model.patch || "
+                      f"{{ echo '>>>>> Patch Apply Failed'; exit 97; }}\n"
+                      f"cp -r {GRADE_DIR_INSIDE}/tests/. .\n"
+                      "echo '>>>>> Start Test Output'\n"
+                      f"{command.format(tests=' '.join(files['test']))}\n"
+                      "rc=$?\necho '>>>>> End Test Output'\necho \">>>>> Test Exit Code: $rc\"\nexit $rc\n")
+            (grade_dir / "grade.sh").write_text(script)
+            spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id})
+            with open_sandbox(backend, spec) as sb:
+                res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh"], timeout=timeout)
+        return self._done(self._result(instance_id, lang, model_patch, res, stripped), started, log_dir, patch)
+
+    def _result(self, iid, lang, model_patch, res, stripped) -> GradeResult:
+        if ">>>>> Patch Apply Failed" in res.output:
+            return GradeResult(iid, "error", instance_report(iid, patch=model_patch, applied=False, status=None), res.output,
+                               stripped, reason="model patch does not apply")
+        statuses = parse_pytest_log(res.output.split(">>>>> Start Test Output")[-1]) if lang == "python" else {}
+        status = tests_status(statuses, [], [])
+        status["FAIL_TO_PASS"]["success" if res.exit_code == 0 else "failure"] = sorted(statuses) or [iid]
+        report = instance_report(iid, patch=model_patch, applied=True, status=status)
+        report[iid]["resolved"] = res.exit_code == 0 and not res.timed_out
+        outcome = "timeout" if res.timed_out else "resolved" if report[iid]["resolved"] else "unresolved"
+        return GradeResult(iid, outcome, report, res.output, stripped, reason="tests timed out" if res.timed_out else "")
+
+    @staticmethod
+    def _done(result: GradeResult, started: float, log_dir: Path | None, patch: str) -> GradeResult:
+        result.duration_s = time.monotonic() - started
+        if log_dir is not None:
+            log_dir = Path(log_dir)
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / "report.json").write_text(json.dumps(result.report, indent=2) + "\n")
+            (log_dir / "test_output.txt").write_text(result.test_log)
+            (log_dir / "patch.diff").write_text(patch)
+        return result
+
+
+def _strip_files(patch: str, hidden: set[str]) -> tuple[str, list[str]]:
+    """Drop diffs of the exercise's test files (the agent must not ship its own tests as the hidden ones)."""
+    chunks = split_patch(patch)
+    if not chunks:
+        return patch, []
+    kept = [c.text for c in chunks if c.path not in hidden]
+    return "".join(kept), [c.path for c in chunks if c.path in hidden]

@@ -1,0 +1,87 @@
+"""Polyglot adapter on a tiny fixture checkout in Aider's layout (real git, real sandbox)."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from dgm.bench import load_benchmark
+from dgm.bench.gitutil import git
+from dgm.bench.polyglot import PolyglotError
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "polyglot"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark(f"polyglot:{FIXTURE}")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from dgm.sandbox import default_backend
+    from dgm.sandbox.base import SandboxError
+
+    try:
+        return default_backend()
+    except SandboxError:
+        return "local"
+
+
+def _solve(bench, tmp_path, iid, use_example=True):
+    repo = tmp_path / iid
+    bench.prepare_workspace(iid, repo)
+    lang, directory, files = bench._exercise(iid)
+    if use_example:
+        shutil.copy(directory / files["example"][0], repo / files["solution"][0])
+    git(repo, "add", "-A", "--intent-to-add")
+    return git(repo, "diff", "HEAD").stdout
+
+
+def test_lists_exercises_and_dgm_subsets(bench):
+    assert bench.task_ids() == ["python__beer-song", "python__leap", "python__two-fer", "rust__bowling"]
+    assert bench.subsets()["small"] == ["python__beer-song", "rust__bowling"]  # DGM's ids present here
+
+
+def test_workspace_hides_tests_and_example(bench, tmp_path):
+    info = bench.prepare_workspace("python__leap", tmp_path / "ws")
+    names = {p.name for p in (tmp_path / "ws").rglob("*") if ".git" not in p.parts}
+    assert "leap.py" in names and "leap_test.py" not in names and "example.py" not in names
+    assert "leap year" in info.problem_statement and "leap.py" in info.problem_statement
+
+
+@pytest.mark.parametrize("iid", ["python__leap", "python__two-fer", "python__beer-song"])
+def test_example_solutions_resolve(bench, backend, tmp_path, iid):
+    result = bench.grade(iid, _solve(bench, tmp_path, iid), backend=backend, timeout=60, log_dir=tmp_path / "logs")
+    assert result.outcome == "resolved", result.test_log[-1500:]
+    assert (tmp_path / "logs" / "report.json").exists()
+
+
+def test_wrong_solution_unresolved_and_test_edits_stripped(bench, backend, tmp_path):
+    repo = tmp_path / "ws"
+    bench.prepare_workspace("python__leap", repo)
+    (repo / "leap.py").write_text("def leap_year(year):\n    return year % 4 == 0\n")
+    (repo / "leap_test.py").write_text("def test_ok():\n    pass\n")  # agent's own "test" with the hidden name
+    git(repo, "add", "-A", "--intent-to-add")
+    result = bench.grade("python__leap", git(repo, "diff", "HEAD").stdout, backend=backend, timeout=60)
+    assert result.outcome == "unresolved"
+    assert result.stripped_files == ["leap_test.py"]
+    assert "python__leap" in result.report and not result.report["python__leap"]["resolved"]
+
+
+def test_empty_patch(bench, backend):
+    assert bench.grade("python__leap", "", backend=backend, timeout=60).outcome == "empty_patch"
+
+
+def test_missing_toolchain_is_a_clear_error(bench, backend, tmp_path, monkeypatch):
+    patch = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-pub fn score() -> u32 { 0 }\n+pub fn score() -> u32 { 0 } // x\n"
+    monkeypatch.setenv("PATH", "/nonexistent")  # cargo is not installed here anyway; make sure of it
+    result = bench.grade("rust__bowling", patch, backend=backend, timeout=60)
+    assert result.outcome == "error" and "cargo" in result.reason
+
+
+def test_bad_checkout_and_unknown_exercise(bench, tmp_path):
+    with pytest.raises(PolyglotError, match="not found"):
+        load_benchmark(f"polyglot:{tmp_path / 'nope'}")
+    with pytest.raises(KeyError, match="python__nope"):
+        bench.task_info("python__nope")
