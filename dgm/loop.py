@@ -151,7 +151,7 @@ class DarwinGodelMachine:
         self.store.events.append("node", node=node_id, parent=parent_id, status=node.status, entry=node.entry,
                                  compiled=node.compiled, admitted=node.admitted, score=node.score, error=node.error)
         self.ctx.report(f"  {node_id} <- {parent_id}: {node.status}, {self._score_text(node)}"
-                        + (" [admitted]" if node.admitted else ""))
+                        + (", admitted" if node.admitted else ""))
         shutil.rmtree(self.store.run_dir / "checkouts" / f"child-{node_id}", ignore_errors=True)
 
     def _attempt(self, node: Node, work: Path) -> tuple[Path | None, list[TaskResult]]:

@@ -25,6 +25,8 @@ class PatchError(RuntimeError):
 
 
 def _git(args: list[str], git_dir: Path, work_tree: Path | None = None, stdin: str | None = None) -> str:
+    git_dir = Path(git_dir).resolve()
+    work_tree = Path(work_tree).resolve() if work_tree is not None else None
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir), "GIT_DIR": str(git_dir),
         "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C", **_IDENTITY,

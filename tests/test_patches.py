@@ -58,3 +58,11 @@ def test_patch_that_does_not_apply_names_the_reason(tmp_path):
     bad = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
     with pytest.raises(PatchError, match="a.py"):
         apply_patch(tree, bad)
+
+
+def test_relative_paths_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _tree(tmp_path / "base", {"a.py": "x = 1\n"})
+    shutil.copytree(tmp_path / "base", tmp_path / "result")
+    (tmp_path / "result" / "a.py").write_text("x = 2\n")
+    assert "+x = 2" in diff_trees(Path("base"), Path("result"))

@@ -35,7 +35,7 @@ def now() -> str:
 
 class RunStore:
     def __init__(self, run_dir: Path, *, read_only: bool = False):
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()
         self._lock = threading.RLock()
         db_path = self.run_dir / DB_NAME
         if read_only:
