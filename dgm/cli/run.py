@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -78,7 +79,7 @@ def _status(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if data["scripted_model"]:
         console.print(f"[bold yellow]{SCRIPTED_NOTE}[/]")
     console.print(f"[bold]{data['run_id']}[/]: {data['status']}"
@@ -96,4 +97,9 @@ def _status(args) -> int:
         spend.add_row(row["key"], str(row["calls"]), str(row["prompt_tokens"]), str(row["completion_tokens"]),
                       str(row["cache_hits"]), f"{row['cost_usd']:.4f}")
     console.print(spend)
+    by_node = Table("node", "calls", "tokens", "cost $", title="LLM spend by node")
+    for row in data["llm"]["by_node"]:
+        by_node.add_row(row["key"] or "(run)", str(row["calls"]),
+                        str(row["prompt_tokens"] + row["completion_tokens"]), f"{row['cost_usd']:.4f}")
+    console.print(by_node)
     return 0
