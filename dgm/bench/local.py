@@ -29,6 +29,20 @@ EXIT_MARK = ">>>>> Test Exit Code"
 GRADE_DIR_INSIDE = "/dgm_grade"
 TEST_DESCRIPTION = ("Run the repository's tests with `python -m pytest -q` from the repository root. "
                     "Add or update tests for your change if useful.")
+APPLIED_MARK = ">>>>> Applied Patch\n"
+APPLY_FAILED_MARK = ">>>>> Patch Apply Failed"
+# Runs inside the sandbox: apply the model patch ($1, may be empty) the way SWE-bench does
+# (git apply, then a fuzzier `patch`), then the task's eval script ($2).
+GRADE_SCRIPT = """\
+set -u
+if [ -s "$1" ]; then
+  if git -c safe.directory='*' apply --verbose --binary "$1"; then :
+  elif patch --batch --fuzz=5 -p1 -i "$1"; then :
+  else echo ">>>>> Patch Apply Failed"; exit 98; fi
+fi
+echo ">>>>> Applied Patch"
+exec bash "$2"
+"""
 REQUIRED_TASK_KEYS = ("instance_id", "repo", "base_commit", "version", "created_at", "kind", "files")
 
 
@@ -194,15 +208,17 @@ class LocalBenchmark:
             shutil.copy(task.dir / "eval.sh", grade_dir / "eval.sh")
             spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)],
                                labels={"purpose": "grade", "task": instance_id})
+            (grade_dir / "grade.sh").write_text(GRADE_SCRIPT)
+            # One process per grading run: sandbox start-up is the main cost of an isolated run.
             with open_sandbox(backend, spec) as sb:
-                applied, apply_log = True, ""
-                if patch.strip():
-                    applied, apply_log = _apply_in_sandbox(sb, f"{GRADE_DIR_INSIDE}/model.patch")
-                if not applied:
-                    return EvalRun(False, apply_log, "", None, False, {}, time.monotonic() - started)
-                res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/eval.sh"], timeout=timeout)
-        log = res.output
-        return EvalRun(True, apply_log, log, _exit_code(log, res.exit_code), res.timed_out,
+                res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", f"{GRADE_DIR_INSIDE}/model.patch",
+                               f"{GRADE_DIR_INSIDE}/eval.sh"], timeout=timeout)
+        apply_log, applied_mark, log = res.output.partition(APPLIED_MARK)
+        if not applied_mark:
+            if APPLY_FAILED_MARK in res.output or not res.timed_out:
+                return EvalRun(False, res.output, "", None, False, {}, time.monotonic() - started)
+            log, apply_log = res.output, ""
+        return EvalRun(True, apply_log + applied_mark, log, _exit_code(log, res.exit_code), res.timed_out,
                        parse_pytest_log(_between_markers(log)), time.monotonic() - started)
 
     def _result_from_run(self, task: Task, model_patch: str, run: EvalRun, stripped: list[str]) -> GradeResult:
@@ -227,22 +243,6 @@ class LocalBenchmark:
         report[iid]["resolved"] = resolved
         reason = "" if resolved or not is_resolved(status) else f"log says all passed but pytest exited {run.exit_code}"
         return GradeResult(iid, "resolved" if resolved else "unresolved", report, log, stripped, reason=reason)
-
-
-def _apply_in_sandbox(sb, patch_path: str) -> tuple[bool, str]:
-    """git apply, then a fuzzier `patch` as SWE-bench does; (applied?, log)."""
-    attempts = [["git", "-c", "safe.directory=*", "apply", "--verbose", "--binary", patch_path],
-                ["patch", "--batch", "--fuzz=5", "-p1", "-i", patch_path]]
-    log = ""
-    for argv in attempts:
-        res = sb.exec(argv, timeout=60)
-        log += f"$ {' '.join(argv)}\n{res.output}\n"
-        if res.exit_code == 0:
-            return True, log + ">>>>> Applied Patch\n"
-        if argv[0] == "patch":
-            break
-        # `patch` may have half-applied nothing yet; make sure git left the tree untouched.
-    return False, log + ">>>>> Patch Apply Failed\n"
 
 
 def _between_markers(log: str) -> str:

@@ -1,0 +1,71 @@
+"""`dgm bench validate-speedup|isolation`: wall-time measurements of the local suite's validation."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from dgm.cli import add_command
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="Measure benchmark-grading performance.",
+                                   description="Measure benchmark-grading performance.",
+                                   epilog="Example: dgm bench validate-speedup")
+    sub = parser.add_subparsers(dest="bench_command", metavar="MEASUREMENT", required=True)
+    p = add_command(sub, "validate-speedup", _speedup,
+                    "Wall time of validating the local suite with 1 worker vs 2 workers (target ratio >= 1.7 on 2 cores).",
+                    "dgm bench validate-speedup --subset small")
+    _common(p)
+    p = add_command(sub, "isolation", _isolation,
+                    "Validation wall time with --backend bwrap vs --backend local (target ratio <= 1.15).",
+                    "dgm bench isolation --subset small")
+    _common(p)
+
+
+def _common(p) -> None:
+    p.add_argument("--bench", default="local", help="benchmark spec (default: local)")
+    p.add_argument("--subset", default=None, help="only this subset (default: all tasks)")
+
+
+def _time_validation(args, backend: str, workers: int) -> tuple[float, int]:
+    from dgm.bench import load_benchmark
+    from dgm.bench.validate import validate
+
+    bench = load_benchmark(args.bench)
+    ids = bench.task_ids(args.subset)
+    started = time.monotonic()
+    results = validate(bench, ids, backend=backend, workers=workers)
+    return time.monotonic() - started, sum(not r.ok for r in results)
+
+
+def _report(title: str, rows: list[tuple[str, float, int]], ratio_label: str, ratio: float, target: str) -> None:
+    table = Table(title=title)
+    for column in ("configuration", "wall time (s)", "invalid tasks"):
+        table.add_column(column)
+    for name, seconds, bad in rows:
+        table.add_row(name, f"{seconds:.1f}", str(bad))
+    console = Console()
+    console.print(table)
+    console.print(f"{ratio_label}: {ratio:.2f} (target {target})")
+
+
+def _speedup(args) -> int:
+    from dgm.sandbox import default_backend
+
+    backend = default_backend()
+    one = _time_validation(args, backend, 1)
+    two = _time_validation(args, backend, 2)
+    _report(f"validate {args.bench} ({backend})", [("1 worker", *one), ("2 workers", *two)],
+            "speedup 1→2 workers", one[0] / two[0], ">= 1.7 on 2 cores")
+    return 0
+
+
+def _isolation(args) -> int:
+    bwrap = _time_validation(args, "bwrap", 2)
+    local = _time_validation(args, "local", 2)
+    _report(f"validate {args.bench} (2 workers)", [("bwrap", *bwrap), ("local", *local)],
+            "bwrap / local", bwrap[0] / local[0], "<= 1.15")
+    return 0
