@@ -40,6 +40,7 @@ from dgm.llm_access import LLMAccess
 from dgm.patches import patch_stats
 from dgm.selection import parent_weights, sample_parents
 from dgm.store import Node, RunStore, StageScore, TaskResult
+from dgm.store.runstore import crash_point
 from dgm.textutil import read_json
 
 INITIAL = "initial"
@@ -86,6 +87,7 @@ class DarwinGodelMachine:
             with ThreadPoolExecutor(max_workers=self.cfg.run.workers) as pool:
                 list(pool.map(lambda sp: self.create_child(generation, *sp), slots))
             self.store.finish_generation(generation)
+            crash_point("generation_done", generation)
             self.ctx.report(self._generation_line(generation))
         else:
             reason = self.stop_reason() or reason
@@ -220,6 +222,7 @@ class DarwinGodelMachine:
         (work / "diagnosis_prompt.md").write_text(prompt)
         chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
         diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)
+        crash_point("diagnosis", node.attempt_id)  # the model has answered (and was metered), nothing saved
         (work / "diagnosis.json").write_text(json.dumps(diagnosis, indent=2))
         (work / "diagnosis_answers.json").write_text(json.dumps(answers, indent=1))
         self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, answers=len(answers),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import threading
 from importlib import resources
@@ -31,6 +33,14 @@ class StoreError(RuntimeError):
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def crash_point(name: str, key: object) -> None:
+    """Test hook for tests/test_resume.py: with DGM_TEST_KILL_AT="<name>:<key>" (e.g. "publish:1:0"),
+    the process SIGKILLs itself here, so a crash lands exactly at a named point of the loop.
+    Points: diagnosis:<attempt>, publish:<attempt>, generation_done:<generation>."""
+    if os.environ.get("DGM_TEST_KILL_AT") == f"{name}:{key}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunStore:
@@ -147,6 +157,7 @@ class RunStore:
             artifacts_dir.rename(final_dir)
         else:
             final_dir.mkdir(parents=True)
+        crash_point("publish", node.attempt_id)  # worst moment: code and files published, no DB row yet
         node.finished_at = now()
         with self._lock, self.db:
             self._insert_node(node)
