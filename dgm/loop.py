@@ -179,7 +179,9 @@ class DarwinGodelMachine:
             node.status, node.error = "no_patch", f"self-modification produced no change ({change.run.exit_status})"
             return None, []
 
-        child_dir = build_child(parent_dir, change.patch, self.store.run_dir / "checkouts" / f"child-{node.node_id}")
+        child_dest = self.store.run_dir / "checkouts" / f"child-{node.node_id}"
+        shutil.rmtree(child_dest, ignore_errors=True)  # left by a run killed while it evaluated this child
+        child_dir = build_child(parent_dir, change.patch, child_dest)
         tests = run_own_tests(policy=self.ctx.policy, agent_dir=child_dir, command=self.cfg.agent.own_tests_command,
                               timeout=self.cfg.agent.own_tests_timeout_s)
         (work / "own_tests.txt").write_text(tests.output)
