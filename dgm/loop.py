@@ -207,7 +207,8 @@ class DarwinGodelMachine:
             node.admitted = node.compiled
         else:
             initial = self.store.node(INITIAL).score or 0.0
-            node.admitted = node.compiled and (node.score or 0.0) >= initial - self.cfg.admission.leeway
+            # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
+            node.admitted = node.compiled and (node.score or 0.0) >= initial - self.cfg.admission.leeway - 1e-9
         self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
                                  compiled=node.compiled, score=node.score, admitted=node.admitted)
 
