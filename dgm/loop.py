@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from dgm.agent_run import SandboxPolicy, run_own_tests
-from dgm.bench.base import Benchmark
+from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, build_prompt, diagnose
 from dgm.entries import TaskRecord, choose_entry, overflow_streak
@@ -319,6 +319,9 @@ def load_cached_evaluation(path: Path, stage_tasks: list[list[str]]) -> Evaluati
         missing = [t for t in task_ids if t not in outcomes]
         if missing:
             raise ValueError(f"{path}: no cached outcome for tasks {missing[:5]} (stage {index})")
+        bad = {t: outcomes[t] for t in task_ids if outcomes[t] not in OUTCOMES}
+        if bad:
+            raise ValueError(f"{path}: unknown outcomes {bad} (expected one of {', '.join(OUTCOMES)})")
         results += [TaskResult(t, index, outcomes[t], 0.0, "cached") for t in task_ids]
         stages.append(StageScore(index, sum(r.outcome == "resolved" for r in results), len(results)))
     return Evaluation(stages, results)
