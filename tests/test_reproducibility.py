@@ -68,6 +68,7 @@ def build_machine(run_dir: Path, seed: int, **sections) -> DarwinGodelMachine:
                (node("g001s1", "initial", 1, 3 / 6), "rrreeu"), (node("g001s2", "initial", 1, 0.0, False), "eeeeee"),
                (node("g002s0", "g001s0", 2, 5 / 6), "rrrrru")]
     for n, outcomes in archive:
+        store.begin_attempt(n.attempt_id, n.generation, 0, n.parent_id)
         store.finish_attempt(n, results(outcomes), agent_dir=INITIAL_AGENT)
     store.start_generation(1, ["initial"] * 3)
     store.finish_generation(1)
