@@ -28,6 +28,7 @@ from dgm.llm.upstream import build_upstreams
 from dgm.llm_access import LLMAccess
 from dgm.loop import DarwinGodelMachine, RunContext
 from dgm.sandbox.base import Limits
+from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
 
 SCRIPTED_BANNER = "SCRIPTED MODEL (a deterministic test double, not an LLM): scores below measure nothing about real agents"
@@ -95,9 +96,12 @@ def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, s
                           f"changed (got {', '.join(bad)})")
     store = RunStore.open(run_dir)
     config = load_config(run_dir / "config.yaml", overrides)
+    run_id = store.run_info()["run_id"]
+    # Sandboxes of a killed run leave their host dirs (copies of repos) behind; only this run's dead ones go.
+    leftovers = cleanup_leftover_dirs(run_id)
     store.set_run_status("running")
-    store.events.append("resume", overrides=overrides)
-    return config, store, store.run_info()["run_id"]
+    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=len(leftovers))
+    return config, store, run_id
 
 
 def check_before_running(config: Config) -> None:
