@@ -277,10 +277,16 @@ def test_no_sandbox_process_survives_a_kill(crashed: CrashedRun):
         assert kill.survivors == [], f"after the kill at {kill.point}: {kill.survivors}"
 
 
-def test_cleanup_leftovers_removes_the_dirs_of_killed_sandboxes(crashed: CrashedRun):
-    # The self-modification and evaluation kills hit running sandboxes, whose dirs stayed behind.
-    assert crashed.kills[-1].sandbox_dirs_left >= 1
-    assert crashed.cleanup_counts["dirs"] >= 1
+def test_leftover_sandbox_dirs_are_removed_on_resume_and_by_cleanup_leftovers(crashed: CrashedRun):
+    k = {kill.point: kill for kill in crashed.kills}
+    # The self-modification and evaluation kills hit running sandboxes, whose host dirs stayed behind ...
+    assert k["self_modify"].sandbox_dirs_left >= 1 and k["evaluation"].sandbox_dirs_left >= 1
+    # ... the next resume removed them (it ran after the self-modification kill) ...
+    removed = [e["removed_sandbox_dirs"] for e in events(crashed.run_dir) if e["event"] == "resume"]
+    assert removed[1] == k["self_modify"].sandbox_dirs_left, removed
+    # ... and so does dgm.sandbox.cleanup_leftovers (called by the test after the evaluation kill).
+    assert crashed.cleanup_counts["dirs"] == k["evaluation"].sandbox_dirs_left
+    assert removed[3] == 0
     assert leftover_sandbox_dirs(crashed.setup) == []  # and the finished run left none of its own
 
 
