@@ -82,3 +82,20 @@ def test_create_refuses_to_overwrite_a_run(tmp_path):
     RunStore.create(tmp_path / "run", "r1", "{}", scripted=False)
     with pytest.raises(StoreError, match="--resume"):
         RunStore.create(tmp_path / "run", "r1", "{}", scripted=False)
+
+
+def test_cleanup_drops_tags_of_unpublished_nodes(tmp_path):
+    store = RunStore.create(tmp_path / "run", "r1", "{}", scripted=False)
+    store.lineage.commit("ghost", _agent(tmp_path, "a0", "x = 0\n"), None, "crashed before the DB commit")
+    store.cleanup_orphans()
+    assert not store.lineage.has("ghost")
+
+
+def test_torn_event_line_does_not_swallow_the_next_event(tmp_path):
+    store = RunStore.create(tmp_path / "run", "r1", "{}", scripted=False)
+    store.events.append("first")
+    with (store.run_dir / "events.jsonl").open("a") as f:
+        f.write('{"event": "torn", "ts"')  # killed mid-write
+    again = RunStore.open(store.run_dir)
+    again.events.append("after_resume")
+    assert [e["event"] for e in again.events.read()] == ["first", "after_resume"]

@@ -13,6 +13,15 @@ class EventLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A kill -9 mid-write leaves a partial last line; start the next event on a fresh line."""
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open("rb+") as f:
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
 
     def append(self, event: str, **data: Any) -> None:
         line = json.dumps({"ts": round(time.time(), 3), "event": event, **data}, sort_keys=True, default=str)

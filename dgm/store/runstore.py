@@ -190,6 +190,9 @@ class RunStore:
         """After a crash: drop scratch dirs and node dirs that no finished node owns."""
         shutil.rmtree(self.run_dir / "work", ignore_errors=True)
         known = {n.node_id for n in self.nodes()}
+        for tag in list(self.lineage.repo.tags):  # a crash between git commit and DB commit leaves a tag
+            if tag.name.startswith("node/") and tag.name[len("node/"):] not in known:
+                self.lineage.repo.delete_tag(tag)
         removed = []
         for path in (self.run_dir / "nodes").iterdir():
             if path.name not in known:
