@@ -7,6 +7,10 @@ stage-3 threshold but never applies it; we apply it. With fewer than two fully e
 nodes there is no second-best score and only the 40% rule applies.
 
 Crashes and timeouts count as failures, so every denominator is the number of tasks attempted.
+
+Where the agent runs: on a host copy of the task's repository (`run_agent`), unless the benchmark
+offers an in-image workspace for the task (SWE-bench: its image, /testbed), then inside that
+image (`run_agent_in_image`, docker backend only; checked when the evaluator is built).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgm.agent_run import SandboxPolicy, run_agent
-from dgm.bench.base import Benchmark
+from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
+from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection
 from dgm.llm_access import LLMAccess
 from dgm.store.records import StageScore, TaskResult
@@ -49,6 +53,7 @@ class Evaluator:
         self.cfg = cfg
         self.limits = limits
         self.stage_tasks = [self._resolve(stage.tasks) for stage in cfg.stages]
+        self._check_backend()
 
     def _resolve(self, tasks: list[str] | str) -> list[str]:
         if isinstance(tasks, list):
@@ -62,6 +67,15 @@ class Evaluator:
             raise ValueError(f"evaluation.stages: benchmark {self.benchmark.name!r} has no subset {tasks!r} "
                              f"(subsets: {', '.join(subsets)})")
         return subsets[tasks]
+
+    def _check_backend(self) -> None:
+        """Fail before any work if tasks must run inside images and the backend cannot run images."""
+        if not callable(getattr(self.benchmark, "agent_workspace", None)) or self.policy.backend == "docker":
+            return
+        in_image = [t for tasks in self.stage_tasks for t in tasks if agent_workspace(self.benchmark, t)]
+        if in_image:
+            raise ValueError(f"benchmark {self.benchmark.name!r} runs its agents inside task images "
+                             f"(e.g. {in_image[0]}); sandbox.backend {self.policy.backend!r} cannot: use docker")
 
     @property
     def full_size(self) -> int:
@@ -110,9 +124,15 @@ class Evaluator:
             # The eval index is part of the call scope, so repeated evaluations replay in the same order.
             scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
             context = self.llm.context(node_id, attempt_id, "task", scope)
+            in_image = agent_workspace(self.benchmark, task_id)
             with self.llm.agent_env(context) as env:
-                run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
-                                out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s)
+                if in_image is None:
+                    run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
+                                    out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s)
+                else:
+                    run = run_agent_in_image(policy=self.policy, agent_dir=agent_dir, workspace=in_image, task=task,
+                                             out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
+                                             benchmark=self.benchmark.name)
             (task_dir / "model_patch.diff").write_text(run.patch)
             outcome = self._outcome(task_id, run, task_dir)
             exit_status = run.exit_status

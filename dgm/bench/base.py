@@ -23,6 +23,25 @@ class TaskInfo:
     test_description: str  # how to run the repository's tests (no hidden test names)
 
 
+@dataclass(frozen=True)
+class InImageWorkspace:
+    """A task whose repository lives inside a container image (SWE-bench: /testbed).
+
+    A benchmark that returns one from `agent_workspace(instance_id)` has its agents run inside
+    that image (docker backend) instead of on a host copy of the repository.
+    """
+
+    image: str
+    repo_path: str = "/testbed"
+    env: dict[str, str] = field(default_factory=dict)  # e.g. a PATH that puts the image's test env first
+
+
+def agent_workspace(benchmark, instance_id: str) -> InImageWorkspace | None:
+    """The optional capability: where the agent must run for this task (None = on a host copy)."""
+    offer = getattr(benchmark, "agent_workspace", None)
+    return offer(instance_id) if callable(offer) else None
+
+
 @dataclass
 class GradeResult:
     instance_id: str
@@ -58,3 +77,6 @@ class Benchmark(Protocol):
         log_dir: Path | None = None,
     ) -> GradeResult:
         """Grade a patch against the base commit in a fresh sandbox of the given backend."""
+
+    # Optional (not part of the protocol check): benchmarks whose repositories live in images add
+    #     def agent_workspace(self, instance_id: str) -> InImageWorkspace | None

@@ -5,7 +5,9 @@
     bench.task_ids("small")   # DGM's subsets (small 10, medium 50, big 140), shipped in dgm/bench/data/
 
 Agents run inside the instance's image (docker sandbox, image `sweb.eval.x86_64.<id>`), the
-repository at /testbed. Grading writes a predictions JSONL in SWE-bench's format and calls the
+repository at /testbed: `agent_workspace(id)` says so and the evaluator runs the agent there
+(dgm.agent_run.run_agent_in_image); the image's `testbed` conda env comes first on PATH so the
+agent's shell commands run the project's tests with the project's Python. Grading writes a predictions JSONL in SWE-bench's format and calls the
 swebench harness (lazy import); its report is returned unchanged.
 """
 
@@ -15,12 +17,15 @@ import json
 import time
 from pathlib import Path
 
-from .base import GradeResult, TaskInfo
+from .base import GradeResult, InImageWorkspace, TaskInfo
 from .grading_rules import instance_report
 
 DATA = Path(__file__).parent / "data"
 SUBSETS = ("small", "medium", "big")
 MODEL_NAME = "dgm"
+REPO_PATH = "/testbed"
+# SWE-bench images activate this env from .bashrc; agents' commands do not read .bashrc, so say it in PATH.
+TESTBED_PATH = "/opt/miniconda3/envs/testbed/bin:/opt/miniconda3/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class SWEBenchUnavailable(RuntimeError):
@@ -115,6 +120,11 @@ class SWEBenchBenchmark:
     def image(self, instance_id: str) -> str:
         return f"sweb.eval.x86_64.{instance_id.lower().replace('__', '_1776_')}:latest"
 
+    def agent_workspace(self, instance_id: str) -> InImageWorkspace:
+        """Agents work inside the instance's image, on /testbed (the optional Benchmark capability)."""
+        self.row(instance_id)
+        return InImageWorkspace(self.image(instance_id), REPO_PATH, {"PATH": TESTBED_PATH})
+
     # ------------------------------------------------------------ docker-backed parts
 
     def _require_docker(self):
@@ -131,7 +141,8 @@ class SWEBenchBenchmark:
             raise SWEBenchUnavailable("grading SWE-bench needs the swebench package: pip install -e .[swebench]") from None
 
     def prepare_workspace(self, instance_id: str, dest: Path) -> TaskInfo:
-        """The workspace of an instance lives in its image (/testbed); `dest` receives nothing."""
+        """Only a check: the workspace of an instance lives in its image (/testbed, see
+        agent_workspace); `dest` receives nothing."""
         self.row(instance_id)
         self._require_docker()
         Path(dest).mkdir(parents=True, exist_ok=True)

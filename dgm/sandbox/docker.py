@@ -69,11 +69,16 @@ class DockerSandbox:
     backend = "docker"
 
     def __init__(self, spec: SandboxSpec, *, client=None, image: str = DEFAULT_IMAGE, cpus: float = 1.0,
-                 user: str = SANDBOX_USER):
+                 user: str = SANDBOX_USER, writable_root: bool = False, hidden_dirs: Sequence[str] = ()):
+        """`writable_root` keeps the image's own files writable (in the container's throw-away layer),
+        for task images whose repository lives in the image (SWE-bench's /testbed); `hidden_dirs`
+        get an empty read-only tmpfs over them (e.g. the framework inside a mounted Python prefix)."""
         self.spec = spec
         self.client = _client(client)
         self.image = image
         self.user = user
+        self.writable_root = writable_root
+        self.hidden_dirs = list(hidden_dirs)
         self._closed = False
         for mount in spec.mounts:
             if not Path(mount.host).exists():
@@ -99,14 +104,19 @@ class DockerSandbox:
             mounts.append(DockerMount(target=INSIDE_LLM_SOCKET, source=str(Path(spec.llm_socket).resolve()),
                                       type="bind", read_only=True))
         mb = 1024 * 1024
+        uid, _, gid = self.user.partition(":")  # $HOME belongs to whoever runs the commands
+        uid = uid if uid.isdigit() else "1000"
+        gid = gid if gid.isdigit() else uid
+        tmpfs = {"/tmp": f"rw,size={limits.file_size_mb}m,mode=1777",
+                 INSIDE_HOME: f"rw,size=64m,uid={uid},gid={gid}"}
+        tmpfs.update({hidden: "ro,size=64k" for hidden in self.hidden_dirs})
         return dict(
             image=self.image, command=["sleep", "infinity"], init=True, detach=True,
             name=f"dgm-sbx-{uuid.uuid4().hex[:12]}",
             labels={**spec.labels, LABEL: "1"},
             user=self.user, working_dir=INSIDE_WORKDIR, network_mode="none",
             environment=self._env(None), mounts=mounts,
-            read_only=True, tmpfs={"/tmp": f"rw,size={limits.file_size_mb}m,mode=1777",
-                                   INSIDE_HOME: f"rw,size=64m,uid=1000,gid=1000"},
+            read_only=not self.writable_root, tmpfs=tmpfs,
             mem_limit=f"{limits.memory_mb}m", memswap_limit=f"{limits.memory_mb}m",
             nano_cpus=int(cpus * 1e9), pids_limit=limits.processes,
             ulimits=[Ulimit(name="fsize", soft=limits.file_size_mb * mb, hard=limits.file_size_mb * mb),
