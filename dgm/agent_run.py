@@ -119,6 +119,15 @@ def host_python_for_images() -> tuple[str, list[str]]:
     return sys.executable, prefixes
 
 
+def _check_python_starts(sandbox, python: str, image: str) -> None:
+    """A host Python built against a newer C library than the image's cannot start there: say so."""
+    probe = sandbox.exec([python, "-c", "import ssl, sys; print(sys.version)"], timeout=120, cwd="/work")
+    if probe.exit_code != 0:
+        raise SandboxError(f"the framework's Python {python} cannot start inside image {image}: "
+                           f"{probe.output.strip()[-800:]} (a Python built for older systems, e.g. one from "
+                           "`uv python install`, starts in any image)")
+
+
 def agent_command_in_image(python: str, repo_path: str) -> list[str]:
     return [python, "-m", "agent", "--task", "/work/task.json", "--repo", repo_path, "--out", "/work/out"]
 
@@ -129,8 +138,9 @@ def run_agent_in_image(*, policy: SandboxPolicy, agent_dir: Path, workspace: InI
     """Run the agent inside `workspace.image` on the repository at `workspace.repo_path` (/testbed).
 
     A docker sandbox from the task's image (network none, gateway socket bound, agent at /agent
-    read-only, the host's Python prefix read-only at its own path, the framework hidden). The repo
-    is copied out before and after the run; the patch is the framework's diff of the two copies.
+    read-only, the host's Python prefix read-only at its own path, the framework hidden). We first
+    check that this Python starts in the image; the repo is copied out before and after the run,
+    and the patch is the framework's diff of the two copies.
     """
     if policy.backend != "docker":
         raise SandboxError(f"benchmark {benchmark!r} runs agents inside the task's image ({workspace.image}); "
@@ -148,6 +158,7 @@ def run_agent_in_image(*, policy: SandboxPolicy, agent_dir: Path, workspace: InI
         copies = Path(tmp) / "copies"
         with policy.open(stage, mounts, env, image=workspace.image, user=IN_IMAGE_USER, writable_root=True,
                          hidden_dirs=framework_dirs_to_mask(prefixes)) as sandbox:
+            _check_python_starts(sandbox, python, workspace.image)
             sandbox.copy_out(workspace.repo_path, copies / "before")
             result = sandbox.exec(agent_command_in_image(python, workspace.repo_path), timeout=timeout, cwd="/work")
             sandbox.copy_out(workspace.repo_path, copies / "after")

@@ -52,7 +52,7 @@ def _tar(top: str, files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def _mock_docker(events: list[str]):
+def _mock_docker(events: list[str], probe_output: bytes = b"3.11\n"):
     """A docker client whose container holds /testbed (BEFORE, then AFTER once the agent ran)."""
     client = mock.MagicMock(name="docker_client")
     container = client.containers.create.return_value
@@ -68,13 +68,22 @@ def _mock_docker(events: list[str]):
             return iter([_tar("out", {"trajectory.json": json.dumps({"exit_status": "submitted"})})]), {}
         raise AssertionError(f"unexpected copy_out of {path}")
 
-    def exec_start(*_a, **_k):
-        events.append("exec")
-        ran.append(True)
-        return iter([b"agent done\n"])
+    commands = {}
+
+    def exec_create(_cid, argv, **_k):
+        commands[f"e{len(commands)}"] = argv
+        return {"Id": f"e{len(commands) - 1}"}
+
+    def exec_start(exec_id, **_k):
+        if commands[exec_id][1:3] == ["-m", "agent"]:
+            events.append("agent")
+            ran.append(True)
+            return iter([b"agent done\n"])
+        events.append("python probe")
+        return iter([probe_output])
 
     container.get_archive.side_effect = get_archive
-    client.api.exec_create.return_value = {"Id": "e1"}
+    client.api.exec_create.side_effect = exec_create
     client.api.exec_start.side_effect = exec_start
     client.api.exec_inspect.return_value = {"ExitCode": 0}
     return client
@@ -134,13 +143,15 @@ def test_agent_runs_in_the_instance_image_and_the_patch_comes_from_testbed_copie
         assert mounts[prefix]["Source"] == prefix and mounts[prefix]["ReadOnly"] is True
     assert kw["environment"]["PATH"].startswith("/opt/miniconda3/envs/testbed/bin:")
 
-    argv = client.api.exec_create.call_args.args[1]
-    assert argv == [sys.executable, "-m", "agent", "--task", "/work/task.json", "--repo", "/testbed",
-                    "--out", "/work/out"]
-    env = client.api.exec_create.call_args.kwargs["environment"]
+    probe, agent = client.api.exec_create.call_args_list
+    assert probe.args[1][0] == sys.executable
+    assert agent.args[1] == [sys.executable, "-m", "agent", "--task", "/work/task.json", "--repo", "/testbed",
+                             "--out", "/work/out"]
+    env = agent.kwargs["environment"]
     assert env["PYTHONPATH"] == "/agent" and env["DGM_MODEL"] == "coding"
 
-    assert events == ["get_archive /testbed", "exec", "get_archive /testbed", "get_archive /work/out"]
+    assert events == ["python probe", "get_archive /testbed", "agent", "get_archive /testbed",
+                      "get_archive /work/out"]
     assert "-REGEX = r'^[\\w.@+-]+$'" in run.patch and "+REGEX = r'\\A[\\w.@+-]+\\Z'" in run.patch
     assert "b/notes.txt" in run.patch and "README" not in run.patch
     assert run.exit_status == "submitted" and (tmp_path / "out" / "trajectory.json").exists()
@@ -188,6 +199,19 @@ def test_a_non_docker_backend_is_a_clear_error(tmp_path, bench, agent_dir):
     with pytest.raises(ValueError, match=rf"benchmark 'swebench'.*{IID}.*backend 'bwrap'"):
         Evaluator(benchmark=bench, policy=SandboxPolicy("bwrap"), llm=FakeLLM(),
                   cfg=EvaluationSection(benchmark="swebench", stages=[Stage(tasks=[IID])]), limits=AgentLimits())
+
+
+def test_a_host_python_that_cannot_start_in_the_image_is_named(tmp_path, agent_dir):
+    """Mocked docker client: the probe exits 1 the way a too-new glibc makes it fail; no agent runs."""
+    events: list[str] = []
+    client = _mock_docker(events, probe_output=b"python: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found\n")
+    client.api.exec_inspect.return_value = {"ExitCode": 1}
+    policy = SandboxPolicy("docker", backend_options={"client": client})
+    with pytest.raises(SandboxError, match=rf"{sys.executable} cannot start inside image {IMAGE}.*GLIBC_2.38"):
+        run_agent_in_image(policy=policy, agent_dir=agent_dir, workspace=InImageWorkspace(IMAGE), task={},
+                           out_dir=tmp_path / "o", llm_env={}, timeout=5)
+    assert events == ["python probe"]
+    client.containers.create.return_value.remove.assert_called_once()
 
 
 def test_a_python_under_usr_cannot_be_mounted_into_an_image(monkeypatch):
