@@ -71,6 +71,7 @@ def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext
                           file_size_mb=sandbox.file_size_mb, processes=sandbox.processes),
             llm_socket=gateway.socket_path,
             labels={"dgm.run": run_id},
+            backend_options={"image": sandbox.docker_image} if sandbox.backend == "docker" else {},
         )
         llm = LLMAccess(gateway, run_id)
         evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,

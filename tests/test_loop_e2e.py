@@ -79,3 +79,54 @@ def test_replay_makes_no_upstream_call_and_is_identical(small_run, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "replay: 0 upstream calls, 0 cache misses" in proc.stdout
     assert "identical" in proc.stdout and "NOT identical" not in proc.stdout
+
+
+def test_browse_report_and_plot_commands_on_the_run(small_run, tmp_path):
+    run_dir, _ = small_run
+    store = RunStore.open(run_dir, read_only=True)
+    child = next(n for n in store.nodes() if n.admitted and n.parent_id)
+    task = store.task_results(child.node_id)[0].task_id
+    for args in (["show", child.node_id], ["diff", child.node_id], ["log", child.node_id, task],
+                 ["log", child.node_id, "self_modify"], ["report"]):
+        proc = _dgm(args[0], str(run_dir), *args[1:])
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        assert "scripted model" in proc.stdout + proc.stderr
+    assert "diff --git" in _dgm("diff", str(run_dir), child.node_id).stdout
+    proc = _dgm("plot", str(run_dir), "--out", str(tmp_path / "figs"))
+    assert proc.returncode == 0, proc.stderr
+    written = {p.name for p in (tmp_path / "figs").iterdir()}
+    assert {f"{name}.{ext}" for name in ("archive_tree", "progress", "task_outcomes", "cost")
+            for ext in ("png", "svg")} <= written
+
+
+def test_eval_command_scores_an_agent_directory(tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"extends: {REPO / 'experiments' / 'quickstart.yaml'}\nrun: {{archive_dir: {tmp_path}}}\n")
+    proc = _dgm("eval", "agents/initial", "--bench", "local:small", "--workers", "2", "--config", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "95% Wilson interval" in proc.stdout and proc.stdout.count("textkit__") >= 1
+
+
+from ui_helpers import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, dashboard  # noqa: E402
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NEEDS_CHROMIUM)
+def test_dashboard_shows_a_nodes_diff_and_outcomes(small_run):
+    from playwright.sync_api import sync_playwright
+
+    run_dir, _ = small_run
+    store = RunStore.open(run_dir, read_only=True)
+    child = next(n for n in store.nodes() if n.admitted and n.parent_id)
+    with dashboard([run_dir]) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_selector(f'#tree [data-node="{child.node_id}"]', timeout=15000)
+            assert "scripted model" in page.inner_text("#scripted-banner")
+            page.click(f'#tree [data-node="{child.node_id}"]')
+            page.wait_for_selector("#outcomes tr:nth-child(2)", timeout=15000)
+            assert "diff --git" in page.inner_text("#diff") or "+++" in page.inner_text("#diff")
+            assert page.locator("#outcomes tr").count() - 1 == len(store.task_results(child.node_id))
+        finally:
+            browser.close()

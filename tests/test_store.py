@@ -99,3 +99,12 @@ def test_torn_event_line_does_not_swallow_the_next_event(tmp_path):
     again = RunStore.open(store.run_dir)
     again.events.append("after_resume")
     assert [e["event"] for e in again.events.read()] == ["first", "after_resume"]
+
+
+def test_archive_order_follows_slots_not_finishing_order(tmp_path):
+    store = RunStore.create(tmp_path / "run", "r1", "{}", scripted=False)
+    for slot in (11, 2, 0):  # finished in this order, by parallel workers
+        node = _node(f"g001s{slot}", None, 1, 0.5)
+        node.attempt_id = f"1:{slot}"
+        store.finish_attempt(node)
+    assert [n.node_id for n in store.nodes()] == ["g001s0", "g001s2", "g001s11"]

@@ -1,12 +1,6 @@
 """The dashboard: JSON API over a real store, and end-to-end in headless Chromium (real server on loopback)."""
 
-import socket
-import threading
-import time
-from pathlib import Path
-
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from dgm.analysis.runview import RunView
@@ -14,11 +8,7 @@ from dgm.analysis.synthetic import build_synthetic_run
 from dgm.llm.base import CallContext, UsageRecord
 from dgm.store import RunStore
 from dgm.ui.app import create_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
+from ui_helpers import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, dashboard
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -54,27 +44,13 @@ def test_api_state_node_log_and_live_version(runs):
     assert client.get("/static/app.js").status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(runs):
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app([str(r) for r in runs]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+    with dashboard(runs) as url:
+        yield url
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NEEDS_CHROMIUM)
 def test_browser_click_node_shows_diff_and_outcomes(server, runs):
     from playwright.sync_api import sync_playwright
 

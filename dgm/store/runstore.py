@@ -202,7 +202,11 @@ class RunStore:
 
     # -- reading -------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
-        rows = self.db.execute("SELECT * FROM nodes ORDER BY generation, created_at, node_id").fetchall()
+        # Archive order must not depend on which parallel attempt finished first (selection reads it).
+        rows = self.db.execute(
+            "SELECT * FROM nodes ORDER BY generation,"
+            " CAST(substr(attempt_id, instr(attempt_id, ':') + 1) AS INTEGER), node_id"
+        ).fetchall()
         stages = self._all_stages()
         return [self._node_from_row(r, stages.get(r["node_id"], [])) for r in rows]
 
