@@ -71,7 +71,7 @@ def run_agent(*, policy: SandboxPolicy, agent_dir: Path, repo_dir: Path, task: d
               llm_env: dict[str, str], timeout: float) -> AgentRun:
     """Run `agent_dir`'s agent on a copy of `repo_dir`; artifacts go to out_dir (agent_output.txt, out/)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dgm-stage-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".stage-", dir=out_dir) as tmp:  # inside the attempt: a crash leaves nothing in /tmp
         stage = Path(tmp) / "stage"
         shutil.copytree(repo_dir, stage / "repo", symlinks=True)
         (stage / "out").mkdir()
@@ -151,7 +151,7 @@ def run_agent_in_image(*, policy: SandboxPolicy, agent_dir: Path, workspace: InI
     out_dir.mkdir(parents=True, exist_ok=True)
     mounts = [Mount(agent_dir, "/agent")] + [Mount(Path(p), p) for p in prefixes]
     env = {**llm_env, "PYTHONPATH": "/agent", "PYTHONDONTWRITEBYTECODE": "1", **workspace.env}
-    with tempfile.TemporaryDirectory(prefix="dgm-stage-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".stage-", dir=out_dir) as tmp:  # inside the attempt: a crash leaves nothing in /tmp
         stage = Path(tmp) / "stage"
         (stage / "out").mkdir(parents=True)
         (stage / "task.json").write_text(json.dumps(task, indent=2))

@@ -43,7 +43,7 @@ def self_modify(*, policy: SandboxPolicy, llm_env: dict[str, str], modifier_dir:
         "test_description": render("self_modify_tests.md").strip(),
         "limits": limits.model_dump(),
     }
-    with tempfile.TemporaryDirectory(prefix="dgm-self-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".self-", dir=out_dir.parent) as tmp:  # inside the attempt dir
         repo = Path(tmp) / "repo"
         shutil.copytree(target_dir, repo, symlinks=True)
         make_git_repo(repo, "agent source")
