@@ -36,7 +36,7 @@ def add_command(subparsers, name: str, handler, help: str, example: str) -> argp
     """Create a subcommand whose --help ends with a runnable example."""
     parser = subparsers.add_parser(
         name,
-        help=help,
+        help=help.replace("%", "%%"),  # argparse %-formats help strings ("95% interval")
         description=help,
         epilog=f"Example: {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
