@@ -7,17 +7,13 @@ config, attributes with filter drivers) can influence or lie about the result.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
 
+from dgm.gitutil import isolated_env
+
 EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n"
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "dgm", "GIT_AUTHOR_EMAIL": "dgm@localhost",
-    "GIT_COMMITTER_NAME": "dgm", "GIT_COMMITTER_EMAIL": "dgm@localhost",
-    "GIT_AUTHOR_DATE": "2025-05-29T00:00:00+00:00", "GIT_COMMITTER_DATE": "2025-05-29T00:00:00+00:00",
-}
 
 
 class PatchError(RuntimeError):
@@ -27,10 +23,7 @@ class PatchError(RuntimeError):
 def _git(args: list[str], git_dir: Path, work_tree: Path | None = None, stdin: str | None = None) -> str:
     git_dir = Path(git_dir).resolve()
     work_tree = Path(work_tree).resolve() if work_tree is not None else None
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir), "GIT_DIR": str(git_dir),
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C", **_IDENTITY,
-    }
+    env = {**isolated_env(), "HOME": str(git_dir), "GIT_DIR": str(git_dir), "LC_ALL": "C"}
     if work_tree is not None:
         env["GIT_WORK_TREE"] = str(work_tree)
     proc = subprocess.run(
@@ -80,8 +73,7 @@ def make_git_repo(tree: Path, message: str = "base") -> None:
     subprocess.run(["git", "init", "-q", str(tree)], check=True, capture_output=True)
     (env_dir / "info").mkdir(exist_ok=True)
     (env_dir / "info" / "exclude").write_text(EXCLUDES)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(env_dir), "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_GLOBAL": os.devnull, **_IDENTITY}
+    env = {**isolated_env(), "HOME": str(env_dir)}
     for args in (["add", "--all", "."], ["commit", "-q", "--allow-empty", "-m", message]):
         subprocess.run(["git", *args], cwd=tree, env=env, check=True, capture_output=True)
 

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from dgm.gitutil import isolated_env
+
 FIXED_DATE = "2024-01-01T00:00:00+0000"
 IGNORED_NAMES = ("__pycache__", ".pytest_cache", "*.pyc", ".git", ".mypy_cache", ".ruff_cache")
 
@@ -20,19 +22,7 @@ class GitError(RuntimeError):
 
 
 def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_AUTHOR_NAME="dgm-bench",
-        GIT_AUTHOR_EMAIL="bench@dgm.invalid",
-        GIT_COMMITTER_NAME="dgm-bench",
-        GIT_COMMITTER_EMAIL="bench@dgm.invalid",
-        GIT_AUTHOR_DATE=FIXED_DATE,
-        GIT_COMMITTER_DATE=FIXED_DATE,
-        GIT_TERMINAL_PROMPT="0",
-    )
-    return env
+    return isolated_env(name="dgm-bench", email="bench@dgm.invalid", date=FIXED_DATE)
 
 
 def git(repo: Path, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -15,14 +15,8 @@ from pathlib import Path
 
 import git
 
-_FIXED_IDENTITY = {
-    "GIT_AUTHOR_NAME": "dgm",
-    "GIT_AUTHOR_EMAIL": "dgm@localhost",
-    "GIT_COMMITTER_NAME": "dgm",
-    "GIT_COMMITTER_EMAIL": "dgm@localhost",
-    "GIT_AUTHOR_DATE": "2025-05-29T00:00:00+00:00",
-    "GIT_COMMITTER_DATE": "2025-05-29T00:00:00+00:00",
-}
+from dgm.gitutil import isolated_env
+
 # Never snapshot caches or stray run outputs into an agent.
 _EXCLUDES = ["__pycache__/", "*.pyc", ".pytest_cache/", "*.egg-info/", ".git"]
 
@@ -43,7 +37,7 @@ class AgentLineage:
     def commit(self, node_id: str, agent_dir: Path, parent_id: str | None, message: str) -> str:
         """Snapshot agent_dir as node_id's commit (idempotent: re-committing moves the tag)."""
         with tempfile.TemporaryDirectory(prefix="dgm-index-") as tmp:
-            env = {**_FIXED_IDENTITY, "GIT_INDEX_FILE": os.path.join(tmp, "index"), "GIT_WORK_TREE": str(agent_dir)}
+            env = {**isolated_env(), "GIT_INDEX_FILE": os.path.join(tmp, "index"), "GIT_WORK_TREE": str(agent_dir)}
             g = self.repo.git
             g.add("--all", ".", env=env)
             tree = g.write_tree(env=env)
