@@ -33,7 +33,7 @@ from dgm.agent_run import SandboxPolicy, run_own_tests
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, build_prompt, diagnose
-from dgm.entries import TaskRecord, choose_entry, overflow_streak
+from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
 from dgm.evaluate import Evaluation, Evaluator
 from dgm.improve import build_child, problem_statement, self_modify
 from dgm.llm_access import LLMAccess
@@ -161,7 +161,9 @@ class DarwinGodelMachine:
         parent_dir = self.checkout(node.parent_id)
         evidence = self._evidence(node.parent_id, parent_dir)
         node.entry = choose_entry(evidence.records, rng, self.cfg.entries)
-        self.store.events.append("entry", node=node.node_id, parent=node.parent_id, entry=node.entry)
+        self.store.events.append("entry", node=node.node_id, parent=node.parent_id, entry=node.entry,
+                                 outcomes={r.task_id: r.outcome for r in evidence.records},
+                                 ran_out_of_context_twice=ran_out_of_context_twice(evidence.records))
 
         diagnosis = self._diagnose(node, evidence, work)
         statement = problem_statement(parent_dir, diagnosis)
