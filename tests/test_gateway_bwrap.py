@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from dgm.sandbox.bwrap import python_prefixes
+
 import fake_upstream as fu
 from dgm.llm.base import CallContext
 from dgm.llm.gateway import Gateway
@@ -53,6 +55,7 @@ def test_sandboxed_agent_uses_the_gateway_socket(monkeypatch):
             setenv = [arg for k, v in env.items() for arg in ("--setenv", k, v)]
             command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                        "--tmpfs", "/run", "--bind", str(gw.socket_path), "/run/dgm/llm.sock",
+                       *[arg for prefix in python_prefixes() for arg in ("--ro-bind", prefix, prefix)],
                        "--unshare-net", "--die-with-parent", "--clearenv", *setenv, sys.executable, "-c", AGENT]
             result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]

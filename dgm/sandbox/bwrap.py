@@ -167,13 +167,14 @@ class BwrapSandbox(HostBackedSandbox):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for name in GENERATED_ETC:
             args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
-        prefixes = python_prefixes()
-        for prefix in prefixes:
-            args += ["--ro-bind", prefix, prefix]
         for inside, host, writable in reversed(self.paths.items()):  # parents before children
             if inside == INSIDE_LLM_SOCKET:
                 continue
             args += ["--bind" if writable else "--ro-bind", str(host), inside]
+        # After the sandbox's own dirs: a virtualenv under /tmp must not be hidden by the private /tmp.
+        prefixes = python_prefixes()
+        for prefix in prefixes:
+            args += ["--ro-bind", prefix, prefix]
         if self.spec.llm_socket is not None:
             args += ["--ro-bind", str(self.spec.llm_socket), INSIDE_LLM_SOCKET]
         for masked in framework_dirs_to_mask(prefixes + ["/usr"]):
