@@ -44,6 +44,25 @@ class Evaluation:
         return len({r.task_id for r in self.results})
 
 
+def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[str]]:
+    """Task ids of each stage (a subset name or an explicit list); ValueError names the bad entry."""
+    known, subsets = set(benchmark.task_ids()), benchmark.subsets()
+    stages = []
+    for index, stage in enumerate(cfg.stages):
+        where = f"evaluation.stages.{index}.tasks"
+        if isinstance(stage.tasks, list):
+            unknown = [t for t in stage.tasks if t not in known]
+            if unknown:
+                raise ValueError(f"{where}: unknown task ids {unknown} in benchmark {benchmark.name!r}")
+            stages.append(stage.tasks)
+        elif stage.tasks in subsets:
+            stages.append(subsets[stage.tasks])
+        else:
+            raise ValueError(f"{where}: benchmark {benchmark.name!r} has no subset {stage.tasks!r} "
+                             f"(subsets: {', '.join(subsets)})")
+    return stages
+
+
 class Evaluator:
     def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
                  limits: AgentLimits):
@@ -52,21 +71,9 @@ class Evaluator:
         self.llm = llm
         self.cfg = cfg
         self.limits = limits
-        self.stage_tasks = [self._resolve(stage.tasks) for stage in cfg.stages]
+        self.stage_tasks = resolve_stages(benchmark, cfg)
         self._check_backend()
 
-    def _resolve(self, tasks: list[str] | str) -> list[str]:
-        if isinstance(tasks, list):
-            known = set(self.benchmark.task_ids())
-            unknown = [t for t in tasks if t not in known]
-            if unknown:
-                raise ValueError(f"evaluation.stages: unknown task ids {unknown} in benchmark {self.benchmark.name!r}")
-            return tasks
-        subsets = self.benchmark.subsets()
-        if tasks not in subsets:
-            raise ValueError(f"evaluation.stages: benchmark {self.benchmark.name!r} has no subset {tasks!r} "
-                             f"(subsets: {', '.join(subsets)})")
-        return subsets[tasks]
 
     def _check_backend(self) -> None:
         """Fail before any work if tasks must run inside images and the backend cannot run images."""

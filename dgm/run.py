@@ -19,7 +19,7 @@ from rich.console import Console
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.config import Config, ConfigError, load_config
-from dgm.evaluate import Evaluator
+from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
 from dgm.llm.gateway import Gateway
@@ -106,10 +106,18 @@ def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, s
 
 
 def check_before_running(config: Config) -> None:
-    """Problems that would only surface hours into a run are reported now."""
+    """Problems that would only surface hours into a run are reported now, before a run dir exists."""
     initial = config.agent.initial
     if not (initial / "agent" / "__main__.py").is_file():
         raise ConfigError(f"agent.initial: {initial} is not an agent directory (no agent/__main__.py)")
+    try:
+        benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+        resolve_stages(benchmark, config.evaluation)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise ConfigError(f"evaluation.benchmark {config.evaluation.benchmark!r}: {exc}") from None
+    if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):
+        raise ConfigError(f"llm: the scripted test model only knows the local suite's tasks, not "
+                          f"benchmark {config.evaluation.benchmark!r}; configure a real model")
 
 
 def print_summary(store: RunStore, reason: str) -> None:

@@ -71,3 +71,13 @@ def test_shipped_experiments_are_valid(path):
     if path.startswith("experiments/swebench") or path.startswith("experiments/polyglot"):
         assert config.loop.max_children == 80
         assert config.loop.children_per_generation == (2 if "swebench" in path else 4)
+
+
+def test_bad_benchmark_settings_fail_before_a_run_directory_exists(tmp_path):
+    from dgm.run import execute
+
+    archive = tmp_path / "archive"
+    for bad in ("evaluation.stages=[{tasks: huge}]", "evaluation.stages=[{tasks: [no-such-task]}]",
+                "evaluation.benchmark=nonexistent"):
+        assert execute("experiments/quickstart.yaml", [f"run.archive_dir={archive}", bad], None) == 2
+    assert not archive.exists() or not any(archive.iterdir())
