@@ -223,3 +223,26 @@ def test_replay_needs_no_api_key(monkeypatch, tmp_path):
     with pytest.raises(Exception, match="DGM_NO_SUCH_KEY is not set") as err:
         routes["coding"].upstream.complete({"messages": [{"role": "user", "content": "hi"}]})
     assert err.value.code == "upstream_key_missing"
+
+
+def test_stale_gateway_socket_dirs_are_removed_live_ones_kept(tmp_path):
+    import socket as _socket
+
+    from dgm.llm.gateway import remove_stale_gateway_dirs
+
+    stale = tmp_path / "dgm-gw-dead"
+    stale.mkdir()
+    dead = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    dead.bind(str(stale / "llm.sock"))
+    dead.close()  # bound, never listening: what a killed gateway leaves
+    live = tmp_path / "dgm-gw-live"
+    live.mkdir()
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    listener.bind(str(live / "llm.sock"))
+    listener.listen()
+    try:
+        assert remove_stale_gateway_dirs(tmp_path, min_age_s=60) == 0  # too young: may be starting
+        assert remove_stale_gateway_dirs(tmp_path, min_age_s=0) == 1
+        assert not stale.exists() and live.exists()
+    finally:
+        listener.close()

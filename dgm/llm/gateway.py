@@ -92,6 +92,30 @@ def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
     return as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")), as_int(cached)
 
 
+GATEWAY_DIR_PREFIX = "dgm-gw-"
+
+
+def remove_stale_gateway_dirs(root: Path | None = None, min_age_s: float = 60.0) -> int:
+    """Remove socket dirs of gateways whose process died (kill -9 leaves them); live ones answer connect()."""
+    removed = 0
+    for directory in Path(root or tempfile.gettempdir()).glob(GATEWAY_DIR_PREFIX + "*"):
+        try:
+            if time.time() - directory.stat().st_mtime < min_age_s:  # may be a gateway starting right now
+                continue
+        except OSError:
+            continue
+        sock = directory / "llm.sock"
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(sock))
+        except OSError:  # nobody listens (or no socket at all): stale
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+        finally:
+            probe.close()
+    return removed
+
+
 class Gateway:
     def __init__(
         self,
@@ -369,8 +393,9 @@ class Gateway:
     def start(self, timeout: float = 10.0) -> "Gateway":
         if self._thread is not None:
             raise RuntimeError("gateway already started")
+        remove_stale_gateway_dirs()
         # A short fresh directory: Unix socket paths are limited to 108 bytes.
-        self._dir = tempfile.mkdtemp(prefix="dgm-gw-")
+        self._dir = tempfile.mkdtemp(prefix=GATEWAY_DIR_PREFIX)
         self.socket_path = Path(self._dir) / "llm.sock"
         uds = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         uds.bind(str(self.socket_path))
