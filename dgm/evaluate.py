@@ -44,6 +44,11 @@ class Evaluation:
         return len({r.task_id for r in self.results})
 
 
+def task_artifacts_dir(out_dir: Path, task_id: str, eval_index: int = 0) -> Path:
+    """Where one evaluation of a task keeps its artifacts (repeated evaluations get a suffix)."""
+    return out_dir / "tasks" / (task_id if eval_index == 0 else f"{task_id}.{eval_index}")
+
+
 def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[str]]:
     """Task ids of each stage (a subset name or an explicit list); ValueError names the bad entry."""
     known, subsets = set(benchmark.task_ids()), benchmark.subsets()
@@ -117,7 +122,7 @@ class Evaluator:
     # -- one task ----------------------------------------------------------------------------
     def run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
                  eval_index: int = 0) -> TaskResult:
-        task_dir = out_dir / "tasks" / (task_id if eval_index == 0 else f"{task_id}.{eval_index}")
+        task_dir = task_artifacts_dir(out_dir, task_id, eval_index)
         started = time.monotonic()
         workspace = task_dir / "_workspace"
         try:

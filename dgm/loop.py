@@ -34,7 +34,7 @@ from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, build_prompt, diagnose
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
-from dgm.evaluate import Evaluation, Evaluator
+from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
 from dgm.improve import build_child, problem_statement, self_modify
 from dgm.llm_access import LLMAccess
 from dgm.patches import patch_stats
@@ -305,8 +305,7 @@ class DarwinGodelMachine:
 
 
 def _made_patch(work: Path, result: TaskResult) -> bool:
-    name = result.task_id if result.eval_index == 0 else f"{result.task_id}.{result.eval_index}"
-    patch = work / "tasks" / name / "model_patch.diff"
+    patch = task_artifacts_dir(work, result.task_id, result.eval_index) / "model_patch.diff"
     return patch.is_file() and patch.stat().st_size > 0
 
 
