@@ -20,6 +20,7 @@ from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.config import Config, ConfigError, load_config
 from dgm.evaluate import Evaluator, resolve_stages
+from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
 from dgm.llm.gateway import Gateway
@@ -31,7 +32,6 @@ from dgm.sandbox.base import Limits
 from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
 
-SCRIPTED_BANNER = "SCRIPTED MODEL (a deterministic test double, not an LLM): scores below measure nothing about real agents"
 RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
 
 console = Console(highlight=False)
@@ -127,7 +127,7 @@ def print_summary(store: RunStore, reason: str) -> None:
     best = max(archive, key=lambda n: n.score or 0.0)
     totals = store.llm_totals()[0]
     if info["scripted"]:
-        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+        console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     console.print(f"[bold]run {info['run_id']}[/] stopped: {reason}")
     console.print(f"  children: {len(nodes) - 1}, admitted: {len(archive) - 1}, "
                   f"best: {best.node_id} score {best.score:.2f} on {best.tasks_evaluated} tasks")
@@ -155,7 +155,7 @@ def execute(config_path: str | None, overrides: list[str], resume: str | None) -
 
 def run_to_completion(config: Config, store: RunStore, run_id: str) -> int:
     if config.uses_scripted_model:
-        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+        console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     console.print(f"run {run_id} -> {store.run_dir}")
     try:
         with runtime(config, store, run_id) as ctx:

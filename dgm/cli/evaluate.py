@@ -24,7 +24,8 @@ def _eval(args) -> int:
 
     from dgm.analysis.stats import wilson_interval
     from dgm.config import Config, ConfigError, Stage, load_config
-    from dgm.run import SCRIPTED_BANNER, console, new_run, runtime
+    from dgm.llm.base import SCRIPTED_BANNER
+    from dgm.run import console, new_run, runtime
     from dgm.store import Node
 
     agent_dir = args.agent_dir.resolve()
@@ -45,7 +46,7 @@ def _eval(args) -> int:
         config.sandbox.backend = args.backend
     store, run_id = new_run(config)
     if config.uses_scripted_model:
-        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
+        console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     work = store.begin_attempt("0:initial", 0, 0, None)
     with runtime(config, store, run_id) as ctx:
         evaluation = ctx.evaluator.evaluate(agent_dir, "initial", "0:initial", work, all_stages=True,

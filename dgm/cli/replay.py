@@ -16,12 +16,12 @@ def register(subparsers) -> None:
 
 
 def _replay(args) -> int:
-    from dgm.cli.run import resolve_run_dir
+    from dgm.analysis.runview import resolve_run
     from dgm.replay import compare_runs, count_upstream_calls, replay_config
     from dgm.run import console, new_run, run_to_completion
     from dgm.store import RunStore
 
-    original_dir = resolve_run_dir(args.run)
+    original_dir = resolve_run(args.run)
     original = RunStore.open(original_dir, read_only=True)
     config = replay_config(original_dir)
     out = args.out or original_dir.with_name(original_dir.name + "-replay")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from dgm.cli import add_command
+from dgm.analysis.runview import resolve_run
+from dgm.llm.base import SCRIPTED_BANNER
 from dgm.store import RunStore, StoreError
 
-SCRIPTED_NOTE = "scripted model: a deterministic test double, not an LLM; these scores measure nothing about real agents"
 
 
 def register(subparsers) -> None:
@@ -33,13 +33,6 @@ def _run(args) -> int:
     return execute(args.config, args.set, args.resume)
 
 
-def resolve_run_dir(run: str) -> Path:
-    path = Path(run)
-    if not (path / "run.db").exists() and (Path("archive") / run / "run.db").exists():
-        path = Path("archive") / run
-    return path
-
-
 def status_data(store: RunStore) -> dict:
     info = store.run_info()
     nodes = store.nodes()
@@ -48,7 +41,7 @@ def status_data(store: RunStore) -> dict:
         "status": info["status"],
         "stop_reason": info["stop_reason"],
         "scripted_model": bool(info["scripted"]),
-        "note": SCRIPTED_NOTE if info["scripted"] else None,
+        "note": SCRIPTED_BANNER if info["scripted"] else None,
         "generations": len(store.generations()),
         "children": len(nodes) - 1 if nodes else 0,
         "admitted": sum(n.admitted for n in nodes),
@@ -71,7 +64,7 @@ def status_data(store: RunStore) -> dict:
 
 def _status(args) -> int:
     try:
-        store = RunStore.open(resolve_run_dir(args.run), read_only=True)
+        store = RunStore.open(resolve_run(args.run), read_only=True)
     except StoreError as exc:
         print(f"error: {exc}")
         return 2
@@ -81,7 +74,7 @@ def _status(args) -> int:
         return 0
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if data["scripted_model"]:
-        console.print(f"[bold yellow]{SCRIPTED_NOTE}[/]")
+        console.print(f"[bold yellow]{SCRIPTED_BANNER}[/]")
     console.print(f"[bold]{data['run_id']}[/]: {data['status']}"
                   + (f" ({data['stop_reason']})" if data["stop_reason"] else "")
                   + f", {data['generations']} generations, {data['children']} children, {data['admitted']} in archive")

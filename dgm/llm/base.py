@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 PURPOSES = ("diagnosis", "self_modify", "task", "preflight")
+# Printed by every command whose results came from the scripted test double.
+SCRIPTED_BANNER = "scripted model (a deterministic test double, not an LLM): its scores measure nothing about real agents"
 
 
 @dataclass(frozen=True)
