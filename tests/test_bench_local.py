@@ -18,17 +18,6 @@ def bench():
     return load_benchmark("local")
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from dgm.sandbox import default_backend
-    from dgm.sandbox.base import SandboxError
-
-    try:
-        return default_backend()
-    except SandboxError:
-        return "local"
-
-
 def _patch_from_edit(bench, tmp_path, edit):
     """Prepare the task's workspace, let `edit(repo)` change it, return the git diff (binary-safe)."""
     repo = tmp_path / "ws"

@@ -17,17 +17,6 @@ def bench():
     return load_benchmark(f"polyglot:{FIXTURE}")
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from dgm.sandbox import default_backend
-    from dgm.sandbox.base import SandboxError
-
-    try:
-        return default_backend()
-    except SandboxError:
-        return "local"
-
-
 def _solve(bench, tmp_path, iid, use_example=True):
     repo = tmp_path / iid
     bench.prepare_workspace(iid, repo)

@@ -12,17 +12,6 @@ from dgm.bench.local import LocalBenchmark
 from dgm.bench.validate import validate
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from dgm.sandbox import default_backend
-    from dgm.sandbox.base import SandboxError
-
-    try:
-        return default_backend()
-    except SandboxError:
-        return "local"
-
-
 def test_every_task_validates(backend):
     bench = load_benchmark("local")
     results = validate(bench, bench.task_ids(), backend=backend, workers=2, timeout=120)
