@@ -56,6 +56,11 @@ class ExecResult:
     output_truncated: bool = False
 
 
+def command_env(defaults: Mapping[str, str], spec: SandboxSpec, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The whole environment of a command inside: backend defaults, then the spec's, then the exec's."""
+    return {str(k): str(v) for k, v in {**defaults, **spec.env, **(extra or {})}.items()}
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     backend: str

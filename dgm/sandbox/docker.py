@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec
+from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, command_env
 from .hostbacked import argv_of
 from .process import TIMEOUT_EXIT_CODE, BoundedOutput
 from .tarsafe import make_tar, safe_extract
@@ -126,10 +126,7 @@ class DockerSandbox:
         )
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        env = {"PATH": CONTAINER_PATH, "HOME": INSIDE_HOME, "LANG": "C.UTF-8"}
-        env.update(self.spec.env)
-        env.update(extra or {})
-        return {str(k): str(v) for k, v in env.items()}
+        return command_env({"PATH": CONTAINER_PATH, "HOME": INSIDE_HOME, "LANG": "C.UTF-8"}, self.spec, extra)
 
     # --- Sandbox protocol ---------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec
+from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, command_env
 from .hostdir import HostDir, PathMap, copy_tree_in, copy_tree_out
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,7 @@ class HostBackedSandbox:
     # --- the Sandbox protocol ------------------------------------------------------------
 
     def env_for(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        env = base_env(self.inside_home)
-        env.update(self.spec.env)
-        env.update(extra or {})
-        return {str(k): str(v) for k, v in env.items()}
+        return command_env(base_env(self.inside_home), self.spec, extra)
 
     def exec(self, command: Sequence[str] | str, *, timeout: float, env: Mapping[str, str] | None = None,
              cwd: str = INSIDE_WORKDIR) -> ExecResult:
