@@ -55,3 +55,17 @@ class EchoSocketServer:
 
     def close(self):
         self.sock.close()
+
+
+def procs_with(marker: str, command: bytes = b"") -> list[int]:
+    """Pids (other than ours) whose cmdline starts with `command` and contains `marker`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+                if marker.encode() in cmdline and cmdline.startswith(command):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return [p for p in found if p != os.getpid()]

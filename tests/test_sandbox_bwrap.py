@@ -16,7 +16,7 @@ import pytest
 from dgm.sandbox import cleanup_leftovers, default_backend, open_sandbox
 from dgm.sandbox.base import Mount, SandboxError, SandboxSpec
 from dgm.sandbox.hostdir import PREFIX
-from sandbox_helpers import SMALL_LIMITS, EchoSocketServer, make_repo, needs_bwrap
+from sandbox_helpers import SMALL_LIMITS, EchoSocketServer, make_repo, needs_bwrap, procs_with
 
 pytestmark = needs_bwrap
 
@@ -142,7 +142,7 @@ from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import SandboxSpec
 sb = open_sandbox("bwrap", SandboxSpec(labels={"dgm.run": "crash-test"}))
 print(sb.dir.root, flush=True)
-sb.exec(["sh", "-c", "sleep 1000 " + sys.argv[1]], timeout=600)
+sb.exec([sys.executable, "-c", "import time; time.sleep(1000)", sys.argv[1]], timeout=600)
 """
 
 
@@ -153,34 +153,24 @@ def test_sandbox_dies_with_a_killed_owner_and_leftovers_are_cleaned(tmp_path, mo
     owner = subprocess.Popen([sys.executable, "-c", CRASHING_OWNER, marker], stdout=subprocess.PIPE, text=True)
     root = Path(owner.stdout.readline().strip())
     assert root.name.startswith(PREFIX)
-    deadline = time.monotonic() + 10
-    while not _procs_with(marker) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 20
+    # Wait for the command itself: bwrap's own cmdline carries the marker from its first instant.
+    sleeper = sys.executable.encode() + b"\0-c\0import time; time.sleep(1000)"
+    while not procs_with(marker, command=sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _procs_with(marker), "the sandboxed sleep never started"
+    assert procs_with(marker, command=sleeper), "the sandboxed command never started"
     owner.send_signal(signal.SIGKILL)
     owner.wait()
     deadline = time.monotonic() + 5
-    while _procs_with(marker) and time.monotonic() < deadline:
+    while procs_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _procs_with(marker) == []
+    assert procs_with(marker) == []
     assert root.exists()  # nobody cleaned up after the crash...
     with open_sandbox("bwrap", SandboxSpec()) as live:  # ...while a live sandbox must survive cleanup
         counts = cleanup_leftovers("crash-test")
         assert counts["dirs"] == 1 and not root.exists()
         cleanup_leftovers()
         assert live.dir.root.exists()
-
-
-def _procs_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry.name}/cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return [p for p in found if p != os.getpid()]
 
 
 def test_startup_overhead_versus_local(repo, capsys):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import Mount, SandboxSpec
 from dgm.sandbox.local import marked_processes
-from sandbox_helpers import SMALL_LIMITS, make_repo
+from sandbox_helpers import SMALL_LIMITS, make_repo, procs_with
 
 
 @pytest.fixture
@@ -61,3 +64,30 @@ def test_timeout_and_file_size_limit(local_sb):
     r = local_sb.exec("head -c 40000000 /dev/zero > /work/big; echo rc=$?", timeout=10)
     assert os.path.getsize(local_sb.host_path("/work/big")) <= SMALL_LIMITS.file_size_mb * 1024 * 1024
     assert "rc=0" not in r.output
+
+
+OWNER = """
+import sys
+from dgm.sandbox import open_sandbox
+from dgm.sandbox.base import SandboxSpec
+sb = open_sandbox("local", SandboxSpec())
+sb.exec([sys.executable, "-c", "import time; time.sleep(1000)", sys.argv[1]], timeout=600)
+"""
+
+
+def test_a_command_dies_with_its_killed_owner(tmp_path, monkeypatch):
+    """The sandboxed process gets SIGKILL when its owner dies, whatever sandbox tool sits in between."""
+    monkeypatch.setenv("DGM_SANDBOX_TMP", str(tmp_path))
+    marker = f"owner-marker-{os.getpid()}"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, marker])
+    deadline = time.monotonic() + 20
+    sleeper = sys.executable.encode() + b"\0-c\0import time; time.sleep(1000)"
+    while not procs_with(marker, command=sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert procs_with(marker, command=sleeper), "the sandboxed command never started"
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    deadline = time.monotonic() + 5
+    while procs_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert procs_with(marker) == []

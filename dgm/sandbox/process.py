@@ -7,6 +7,8 @@ group plus a scan for processes carrying the sandbox's marker).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import selectors
@@ -19,6 +21,8 @@ from .base import ExecResult, Limits
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns
 _MB = 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)  # loaded before any fork
 
 
 class BoundedOutput:
@@ -66,7 +70,14 @@ def rlimit_preexec(limits: Limits, nproc: int | None, cgroup_procs_fds: Sequence
     if nproc is not None:
         settings.append((resource.RLIMIT_NPROC, nproc))
 
+    owner = os.getpid()
+
     def preexec() -> None:
+        # Die with the owner even if it is killed before bwrap's own --die-with-parent is in
+        # place; if it already died between fork and here, do not start at all.
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != owner:
+            os._exit(137)
         for fd in cgroup_procs_fds:  # join the sandbox's cgroups ("0" = this process)
             os.write(fd, b"0")
         for which, value in settings:
