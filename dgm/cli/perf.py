@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                     "dgm bench validate-speedup --subset small")
     _common(p)
     p = add_command(sub, "isolation", _isolation,
-                    "Validation wall time with --backend bwrap vs --backend local (target ratio <= 1.15).",
+                    "Validation wall time with --backend bwrap vs --backend local (target ratio <= 1.15), and one sandbox's start-up cost.",
                     "dgm bench isolation --subset small")
     _common(p)
 
@@ -68,4 +68,20 @@ def _isolation(args) -> int:
     local = _time_validation(args, "local", 2)
     _report(f"validate {args.bench} (2 workers)", [("bwrap", *bwrap), ("local", *local)],
             "bwrap / local", bwrap[0] / local[0], "<= 1.15")
+    startup = {backend: _startup_seconds(backend) for backend in ("bwrap", "local")}
+    Console().print(f"one sandbox (open + exec true + close, best of 5): bwrap {startup['bwrap'] * 1000:.0f} ms, "
+                    f"local {startup['local'] * 1000:.0f} ms, extra {(startup['bwrap'] - startup['local']) * 1000:.0f} ms")
     return 0
+
+
+def _startup_seconds(backend: str, repeats: int = 5) -> float:
+    from dgm.sandbox import open_sandbox
+    from dgm.sandbox.base import SandboxSpec
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with open_sandbox(backend, SandboxSpec()) as sandbox:
+            sandbox.exec(["true"], timeout=30)
+        times.append(time.perf_counter() - started)
+    return min(times)
