@@ -18,6 +18,7 @@ from rich.console import Console
 
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
+from dgm.bench.base import Benchmark
 from dgm.config import Config, ConfigError, load_config
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import SCRIPTED_BANNER
@@ -48,8 +49,8 @@ def scripted_options(benchmark) -> dict:
 
 
 @contextmanager
-def runtime(config: Config, store: RunStore, run_id: str) -> Iterator[RunContext]:
-    benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark | None = None) -> Iterator[RunContext]:
+    benchmark = benchmark or load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
     prices = PriceTable.load(overrides=config.llm.prices or None)
     routes = build_upstreams(
         {"coding": config.llm.coding.gateway_entry(), "diagnosis": config.llm.diagnosis.gateway_entry()},
@@ -105,8 +106,11 @@ def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, s
     return config, store, run_id
 
 
-def check_before_running(config: Config) -> None:
-    """Problems that would only surface hours into a run are reported now, before a run dir exists."""
+def check_before_running(config: Config) -> Benchmark:
+    """Problems that would only surface hours into a run are reported now, before a run dir exists.
+
+    Returns the loaded benchmark, so the run does not read a large dataset twice.
+    """
     initial = config.agent.initial
     if not (initial / "agent" / "__main__.py").is_file():
         raise ConfigError(f"agent.initial: {initial} is not an agent directory (no agent/__main__.py)")
@@ -118,6 +122,7 @@ def check_before_running(config: Config) -> None:
     if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):
         raise ConfigError(f"llm: the scripted test model only knows the local suite's tasks, not "
                           f"benchmark {config.evaluation.benchmark!r}; configure a real model")
+    return benchmark
 
 
 def print_summary(store: RunStore, reason: str) -> None:
@@ -138,6 +143,7 @@ def print_summary(store: RunStore, reason: str) -> None:
 
 
 def execute(config_path: str | None, overrides: list[str], resume: str | None) -> int:
+    benchmark = None
     try:
         if resume:
             config, store, run_id = resume_run(Path(resume), overrides)
@@ -145,20 +151,20 @@ def execute(config_path: str | None, overrides: list[str], resume: str | None) -
             if not config_path:
                 raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
             config = load_config(config_path, overrides)
-            check_before_running(config)
+            benchmark = check_before_running(config)
             store, run_id = new_run(config)
     except (ConfigError, StoreError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2
-    return run_to_completion(config, store, run_id)
+    return run_to_completion(config, store, run_id, benchmark)
 
 
-def run_to_completion(config: Config, store: RunStore, run_id: str) -> int:
+def run_to_completion(config: Config, store: RunStore, run_id: str, benchmark: Benchmark | None = None) -> int:
     if config.uses_scripted_model:
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     console.print(f"run {run_id} -> {store.run_dir}")
     try:
-        with runtime(config, store, run_id) as ctx:
+        with runtime(config, store, run_id, benchmark) as ctx:
             reason = DarwinGodelMachine(ctx).run()
     except KeyboardInterrupt:
         store.set_run_status("stopped", "interrupted")

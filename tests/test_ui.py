@@ -44,6 +44,20 @@ def test_api_state_node_log_and_live_version(runs):
     assert client.get("/static/app.js").status_code == 200
 
 
+def test_polling_an_unchanged_run_does_not_reread_the_store(runs, monkeypatch):
+    client = TestClient(create_app([str(runs[1])]))
+    loads = []
+    real_load = RunView.load
+    monkeypatch.setattr(RunView, "load", classmethod(lambda cls, d: loads.append(d) or real_load(d)))
+    first = client.get("/api/runs/real/state").json()
+    assert client.get("/api/runs/real/state").json() == first and len(loads) == 1
+    store = RunStore.open(runs[1])
+    store.events.append("note", text="anything a run writes")
+    store.close()
+    client.get("/api/runs/real/state")
+    assert len(loads) == 2
+
+
 @pytest.fixture
 def server(runs):
     with dashboard(runs) as url:

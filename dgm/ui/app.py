@@ -1,8 +1,10 @@
 """The dashboard: a local FastAPI app over one or more run stores (read-only, never blocks a run).
 
-Every request re-reads the store through a read-only SQLite connection (WAL readers never block
-the writer), so a run that is still going shows up live: the page polls /api/runs/<key>/state and
-re-renders when its `version` changes. All assets are served from dgm/ui/static (no CDN).
+Requests read the store through a read-only SQLite connection (WAL readers never block the
+writer), so a run that is still going shows up live: the page polls /api/runs/<key>/state and
+re-renders when its `version` changes. A poll re-reads the store only when one of its files
+changed, so an open tab on a large archive costs a few stat() calls. All assets are served from
+dgm/ui/static (no CDN).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dgm.analysis.trajectory import load_trajectory, render_trajectory, trajecto
 from dgm.store import StoreError
 
 STATIC = Path(__file__).parent / "static"
+STORE_FILES = ("run.db", "run.db-wal", "events.jsonl")  # every change a run makes touches one of these
 
 
 def create_app(run_refs: list[str | Path]) -> FastAPI:
@@ -56,9 +59,15 @@ def create_app(run_refs: list[str | Path]) -> FastAPI:
                         "nodes": len(v.nodes), "best_score": best.score if best else None})
         return {"runs": out, "scripted_banner": SCRIPTED_BANNER}
 
+    cached_states: dict[str, tuple[tuple, dict]] = {}
+
     @app.get("/api/runs/{key}/state")
     def state(key: str):
-        return run_state(view(key))
+        stamp = store_fingerprint(runs[key]) if key in runs else None
+        cached = cached_states.get(key)
+        if cached is None or cached[0] != stamp:
+            cached_states[key] = cached = (stamp, run_state(view(key)))
+        return cached[1]
 
     @app.get("/api/runs/{key}/nodes/{node_id}")
     def node(key: str, node_id: str):
@@ -85,6 +94,17 @@ def create_app(run_refs: list[str | Path]) -> FastAPI:
         return Response(plots.svg_bytes(plots.progress_figure(view(key))), media_type="image/svg+xml")
 
     return app
+
+
+def store_fingerprint(run_dir: Path) -> tuple:
+    stamp = []
+    for name in STORE_FILES:
+        try:
+            st = (run_dir / name).stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            stamp.append(None)
+    return tuple(stamp)
 
 
 def _run_keys(paths: list[Path]) -> dict[str, Path]:
