@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,14 +61,37 @@ class EchoSocketServer:
 
 
 def procs_with(marker: str, command: bytes = b"") -> list[int]:
-    """Pids (other than ours) whose cmdline starts with `command` and contains `marker`."""
+    """Pids (other than ours) whose cmdline starts with `command` and has `marker` as a whole argument."""
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-                if marker.encode() in cmdline and cmdline.startswith(command):
+                if b"\0" + marker.encode() + b"\0" in cmdline and cmdline.startswith(command):
                     found.append(int(entry.name))
             except OSError:
                 pass
     return [p for p in found if p != os.getpid()]
+
+
+_markers = itertools.count(1)
+
+
+def sleep_marker() -> str:
+    """An extra `sleep` operand that is a valid duration and names this test process and call."""
+    return f"0.000{os.getpid()}0{next(_markers)}"
+
+
+def survivors_of_killed_owner(owner: subprocess.Popen, marker: str) -> list[int]:
+    """Once the owner's `sleep 1000 <marker>` runs, SIGKILL the owner; the marked pids still alive 5 s later."""
+    started = b"sleep\x001000\x00"  # the command itself: a sandbox tool's cmdline carries the marker earlier
+    deadline = time.monotonic() + 20
+    while not procs_with(marker, command=started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert procs_with(marker, command=started), "the sandboxed command never started"
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 5
+    while procs_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return procs_with(marker)

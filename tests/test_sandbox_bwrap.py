@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,8 @@ import pytest
 from dgm.sandbox import cleanup_leftovers, default_backend, open_sandbox
 from dgm.sandbox.base import Mount, SandboxError, SandboxSpec
 from dgm.sandbox.hostdir import PREFIX
-from sandbox_helpers import SMALL_LIMITS, EchoSocketServer, make_repo, needs_bwrap, procs_with
+from sandbox_helpers import (SMALL_LIMITS, EchoSocketServer, make_repo, needs_bwrap, sleep_marker,
+                             survivors_of_killed_owner)
 
 pytestmark = needs_bwrap
 
@@ -142,29 +141,18 @@ from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import SandboxSpec
 sb = open_sandbox("bwrap", SandboxSpec(labels={"dgm.run": "crash-test"}))
 print(sb.dir.root, flush=True)
-sb.exec([sys.executable, "-c", "import time; time.sleep(1000)", sys.argv[1]], timeout=600)
+sb.exec(["sleep", "1000", sys.argv[1]], timeout=600)
 """
 
 
 def test_sandbox_dies_with_a_killed_owner_and_leftovers_are_cleaned(tmp_path, monkeypatch):
     """A run crashing (SIGKILL) must not leave processes; its dir is removed by cleanup_leftovers."""
     monkeypatch.setenv("DGM_SANDBOX_TMP", str(tmp_path))
-    marker = f"crash-marker-{os.getpid()}"
+    marker = sleep_marker()
     owner = subprocess.Popen([sys.executable, "-c", CRASHING_OWNER, marker], stdout=subprocess.PIPE, text=True)
     root = Path(owner.stdout.readline().strip())
     assert root.name.startswith(PREFIX)
-    deadline = time.monotonic() + 20
-    # Wait for the command itself: bwrap's own cmdline carries the marker from its first instant.
-    sleeper = sys.executable.encode() + b"\0-c\0import time; time.sleep(1000)"
-    while not procs_with(marker, command=sleeper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert procs_with(marker, command=sleeper), "the sandboxed command never started"
-    owner.send_signal(signal.SIGKILL)
-    owner.wait()
-    deadline = time.monotonic() + 5
-    while procs_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert procs_with(marker) == []
+    assert survivors_of_killed_owner(owner, marker) == []
     assert root.exists()  # nobody cleaned up after the crash...
     with open_sandbox("bwrap", SandboxSpec()) as live:  # ...while a live sandbox must survive cleanup
         counts = cleanup_leftovers("crash-test")

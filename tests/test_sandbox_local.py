@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import Mount, SandboxSpec
 from dgm.sandbox.local import marked_processes
-from sandbox_helpers import SMALL_LIMITS, make_repo, procs_with
+from sandbox_helpers import SMALL_LIMITS, make_repo, sleep_marker, survivors_of_killed_owner
 
 
 @pytest.fixture
@@ -78,16 +77,6 @@ sb.exec(["sleep", "1000", sys.argv[1]], timeout=600)
 def test_a_command_dies_with_its_killed_owner(tmp_path, monkeypatch):
     """The sandboxed process gets SIGKILL when its owner dies, whatever sandbox tool sits in between."""
     monkeypatch.setenv("DGM_SANDBOX_TMP", str(tmp_path))
-    marker = f"0.000{os.getpid()}"  # `sleep 1000 0.000<pid>`: a valid duration that names this test
+    marker = sleep_marker()
     owner = subprocess.Popen([sys.executable, "-c", OWNER, marker])
-    deadline = time.monotonic() + 20
-    sleeper = b"sleep\x001000\x00"  # not a venv's python: the local backend maps /tmp paths into the sandbox
-    while not procs_with(marker, command=sleeper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert procs_with(marker, command=sleeper), "the sandboxed command never started"
-    owner.send_signal(signal.SIGKILL)
-    owner.wait()
-    deadline = time.monotonic() + 5
-    while procs_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert procs_with(marker) == []
+    assert survivors_of_killed_owner(owner, marker) == []
