@@ -117,6 +117,8 @@ def check_before_running(config: Config) -> Benchmark:
     try:
         benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
         resolve_stages(benchmark, config.evaluation)
+    except TypeError as exc:  # an option the benchmark does not take
+        raise ConfigError(f"evaluation.benchmark_options for {config.evaluation.benchmark!r}: {exc}") from None
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise ConfigError(f"evaluation.benchmark {config.evaluation.benchmark!r}: {exc}") from None
     if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):

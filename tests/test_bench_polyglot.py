@@ -28,7 +28,8 @@ def _solve(bench, tmp_path, iid, use_example=True):
 
 
 def test_lists_exercises_and_dgm_subsets(bench):
-    assert bench.task_ids() == ["python__beer-song", "python__leap", "python__two-fer", "rust__bowling"]
+    assert bench.task_ids() == ["cpp__reverse-string", "python__beer-song", "python__leap", "python__two-fer",
+                                "rust__bowling"]
     assert bench.subsets()["small"] == ["python__beer-song", "rust__bowling"]  # DGM's ids present here
 
 
@@ -62,11 +63,54 @@ def test_empty_patch(bench, backend):
     assert bench.grade("python__leap", "", backend=backend, timeout=60).outcome == "empty_patch"
 
 
-def test_missing_toolchain_is_a_clear_error(bench, backend, tmp_path, monkeypatch):
-    patch = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-pub fn score() -> u32 { 0 }\n+pub fn score() -> u32 { 0 } // x\n"
-    monkeypatch.setenv("PATH", "/nonexistent")  # cargo is not installed here anyway; make sure of it
+def _rust_sysroot() -> str | None:
+    """rustup keeps toolchains in the home, which no sandbox shows; the `toolchains` option binds one."""
+    if not shutil.which("rustc"):
+        return None
+    return subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip() or None
+
+
+COMPILED = [  # exercise, the example's source file, the solution file it replaces, what the host needs
+    ("cpp__reverse-string", ".meta/example.cpp", "reverse_string.cpp", shutil.which("cmake") and shutil.which("g++")),
+    ("rust__bowling", ".meta/example.rs", "src/lib.rs", _rust_sysroot()),
+]
+
+
+@pytest.mark.parametrize("iid,example,solution,toolchain", COMPILED, ids=[c[0] for c in COMPILED])
+def test_compiled_languages_are_graded_for_real(backend, tmp_path, iid, example, solution, toolchain):
+    if not toolchain:
+        pytest.skip(f"no toolchain on this host for {iid}")
+    toolchains = [toolchain] if iid.startswith("rust") else []
+    bench = load_benchmark(f"polyglot:{FIXTURE}", toolchains=toolchains)
+    for use_example, expected in ((True, "resolved"), (False, "unresolved")):
+        repo = tmp_path / f"{iid}-{use_example}"
+        bench.prepare_workspace(iid, repo)
+        if use_example:
+            shutil.copy(FIXTURE / iid.split("__")[0] / "exercises" / "practice" / iid.split("__")[1] / example,
+                        repo / solution)
+        else:  # the stub, touched so that the patch is not empty
+            (repo / solution).write_text((repo / solution).read_text() + "\n")
+        result = bench.grade(iid, git(repo, "diff", "HEAD").stdout, backend=backend, timeout=300)
+        assert result.outcome == expected, result.test_log[-2000:]
+
+
+def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(bench, backend, monkeypatch):
+    from dgm.bench import polyglot
+
+    monkeypatch.setitem(polyglot.TEST_COMMANDS, "rust", ("no-such-cargo", "no-such-cargo test"))
+    patch = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-/// Total score of a game with no strikes or spares: the sum of the pins knocked down.\n+// x\n"
     result = bench.grade("rust__bowling", patch, backend=backend, timeout=60)
-    assert result.outcome == "error" and "cargo" in result.reason
+    assert result.outcome == "error" and "no-such-cargo" in result.reason and "toolchains" in result.reason
+    with pytest.raises(PolyglotError, match="toolchains: .*nope"):
+        load_benchmark(f"polyglot:{FIXTURE}", toolchains=[str(FIXTURE / "nope")])
+
+
+def test_shipped_polyglot_config_accepts_a_checkout_path():
+    from dgm.config import load_config
+    from dgm.run import check_before_running
+
+    config = load_config("experiments/polyglot.yaml", [f"evaluation.benchmark_options.path={FIXTURE}"])
+    assert "rust__bowling" in check_before_running(config).task_ids()
 
 
 def test_bad_checkout_and_unknown_exercise(bench, tmp_path):

@@ -73,11 +73,14 @@ def test_shipped_experiments_are_valid(path):
         assert config.loop.children_per_generation == (2 if "swebench" in path else 4)
 
 
-def test_bad_benchmark_settings_fail_before_a_run_directory_exists(tmp_path):
+def test_bad_benchmark_settings_fail_before_a_run_directory_exists(tmp_path, capsys):
     from dgm.run import execute
 
     archive = tmp_path / "archive"
-    for bad in ("evaluation.stages=[{tasks: huge}]", "evaluation.stages=[{tasks: [no-such-task]}]",
-                "evaluation.benchmark=nonexistent"):
+    for bad, named in (("evaluation.stages=[{tasks: huge}]", "huge"),
+                       ("evaluation.stages=[{tasks: [no-such-task]}]", "no-such-task"),
+                       ("evaluation.benchmark=nonexistent", "nonexistent"),
+                       ("evaluation.benchmark_options={colour: red}", "colour")):
         assert execute("experiments/quickstart.yaml", [f"run.archive_dir={archive}", bad], None) == 2
+        assert named in capsys.readouterr().out
     assert not archive.exists() or not any(archive.iterdir())

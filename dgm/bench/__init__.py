@@ -46,13 +46,18 @@ def _looks_like_path(text: str) -> bool:
 
 
 def load_benchmark(spec: str, **options) -> Benchmark:
-    """'local' | 'local:<path>' | 'swebench' | 'polyglot:<path>' (a ':<subset>' suffix is ignored here)."""
+    """'local' | 'local:<path>' | 'swebench' | 'polyglot:<path>' (a ':<subset>' suffix is ignored here).
+
+    A checkout's path may also come as the option `path` (evaluation.benchmark_options in a config).
+    """
     name, _, rest = spec.partition(":")
     path = Path(rest).expanduser() if rest and _looks_like_path(rest) else None
+    if name in ("local", "polyglot") and "path" in options:
+        path = path or Path(str(options.pop("path"))).expanduser()
     if name == "local":
         from .local import LocalBenchmark
 
-        return LocalBenchmark(path or options.pop("root", None) or default_local_root())
+        return LocalBenchmark(path or default_local_root(), **options)
     if name == "swebench":
         from .swebench import SWEBenchBenchmark
 
@@ -60,10 +65,10 @@ def load_benchmark(spec: str, **options) -> Benchmark:
     if name == "polyglot":
         from .polyglot import PolyglotBenchmark
 
-        root = path or options.pop("root", None)
-        if root is None:
-            raise ValueError("polyglot needs the path of a polyglot-benchmark checkout: 'polyglot:/path/to/it'")
-        return PolyglotBenchmark(Path(root), **options)
+        if path is None:
+            raise ValueError("polyglot needs the path of a polyglot-benchmark checkout: 'polyglot:/path/to/it' "
+                             "or benchmark_options: {path: ...}")
+        return PolyglotBenchmark(path, **options)
     raise ValueError(f"unknown benchmark {name!r} in {spec!r}; choose one of {', '.join(BENCHMARK_NAMES)}")
 
 

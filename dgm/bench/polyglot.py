@@ -7,6 +7,12 @@ files.solution / files.test / files.example, and the task text in .docs/instruct
 The agent's workspace holds the solution stubs and the docs; test files and the example
 solution stay hidden until grading, which copies the tests into a fresh sandbox and runs the
 language's test command. A task is resolved when that command exits 0.
+
+A sandbox sees the host's /usr but not your home, so a toolchain installed elsewhere (rustup's
+~/.rustup/toolchains/<name>, a Go or JDK tarball under /opt) is invisible inside unless it is named
+in the `toolchains` option: each directory is bound read-only at the same path and its bin/ put on
+PATH. Grading checks inside the sandbox that the language's tool is there, so a missing toolchain
+is an error that says so, never a correct solution scored as unresolved.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .pytest_log import parse_pytest_log
 log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 GRADE_DIR_INSIDE = "/dgm_grade"
+TOOLCHAIN_MISSING = ">>>>> Toolchain Missing"
 
 # Test command and the host tool it needs, per language (as the polyglot benchmark runs them).
 TEST_COMMANDS = {
@@ -46,8 +53,12 @@ class PolyglotError(ValueError):
 class PolyglotBenchmark:
     name = "polyglot"
 
-    def __init__(self, root: Path, languages: list[str] | None = None):
+    def __init__(self, root: Path, languages: list[str] | None = None, toolchains: list[str] | None = None):
         self.root = Path(root).expanduser()
+        self.toolchains = [Path(t).expanduser().resolve() for t in toolchains or []]
+        for toolchain in self.toolchains:
+            if not toolchain.is_dir():
+                raise PolyglotError(f"benchmark option toolchains: {toolchain} is not a directory")
         if not self.root.is_dir():
             raise PolyglotError(f"polyglot checkout not found: {self.root}")
         self.languages = languages or sorted(p.name for p in self.root.iterdir() if (p / "exercises" / "practice").is_dir())
@@ -135,10 +146,6 @@ class PolyglotBenchmark:
         tool, command = TEST_COMMANDS.get(lang, (None, None))
         if command is None:
             raise PolyglotError(f"{instance_id}: no test command for language {lang!r}")
-        if shutil.which(tool) is None:
-            return self._done(GradeResult(instance_id, "error", instance_report(instance_id, patch=model_patch, applied=False, status=None),
-                                          stripped_files=stripped, reason=f"toolchain missing: {tool!r} not found on PATH "
-                                          f"(needed to run {lang} tests)"), started, log_dir, patch)
         with tempfile.TemporaryDirectory(prefix="dgm-polyglot-") as tmp:
             repo, grade_dir = Path(tmp) / "repo", Path(tmp) / "grade"
             self.prepare_workspace(instance_id, repo)
@@ -147,17 +154,35 @@ class PolyglotBenchmark:
                 (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(directory / name, grade_dir / "tests" / name)
             (grade_dir / "model.patch").write_text(patch)
-            script = (f"git -c safe.directory='*' apply --verbose --binary {GRADE_DIR_INSIDE}/model.patch || "
+            script = (self._toolchain_setup(tool) +
+                      "git -c safe.directory='*' apply --verbose --binary \"$1/model.patch\" || "
                       f"{{ echo '>>>>> Patch Apply Failed'; exit 97; }}\n"
-                      f"cp -r {GRADE_DIR_INSIDE}/tests/. .\n"
+                      "cp -r \"$1/tests/.\" .\n"
                       "echo '>>>>> Start Test Output'\n"
                       f"{command.format(tests=' '.join(files['test']))}\n"
                       "rc=$?\necho '>>>>> End Test Output'\necho \">>>>> Test Exit Code: $rc\"\nexit $rc\n")
             (grade_dir / "grade.sh").write_text(script)
-            spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id})
+            # The local backend runs on the host, where the toolchains already are at their paths.
+            toolchain_mounts = [] if backend == "local" else [
+                Mount(t, str(t)) for t in self.toolchains if not t.is_relative_to("/usr")]
+            spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE), *toolchain_mounts],
+                               labels={"task": instance_id})
             with open_sandbox(backend, spec) as sb:
-                res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh"], timeout=timeout)
+                # the grade dir as an argument: the local backend maps inside paths in argv, not in files
+                res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", GRADE_DIR_INSIDE], timeout=timeout)
+        if TOOLCHAIN_MISSING in res.output:
+            reason = (f"toolchain missing: {tool!r} is not on PATH inside the {backend} sandbox (needed for {lang} "
+                      "tests); install it under /usr or name its directory in benchmark option toolchains")
+            return self._done(GradeResult(instance_id, "error", instance_report(instance_id, patch=model_patch, applied=False,
+                                                                               status=None), res.output, stripped, reason=reason),
+                              started, log_dir, patch)
         return self._done(self._result(instance_id, lang, model_patch, res, stripped), started, log_dir, patch)
+
+    def _toolchain_setup(self, tool: str) -> str:
+        """Shell lines: put the toolchains' bin dirs on PATH, then stop early if `tool` is still missing."""
+        bins = [str(t / "bin") if (t / "bin").is_dir() else str(t) for t in self.toolchains]
+        path = f'export PATH="{":".join(bins)}:$PATH"\n' if bins else ""
+        return path + f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}'; exit 98; }}\n"
 
     def _result(self, iid, lang, model_patch, res, stripped) -> GradeResult:
         if ">>>>> Patch Apply Failed" in res.output:
