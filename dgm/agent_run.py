@@ -40,10 +40,11 @@ class SandboxPolicy:
     labels: dict[str, str] = field(default_factory=dict)
     backend_options: dict = field(default_factory=dict)  # passed to the backend (docker: client=, image=)
 
-    def open(self, source: Path | None, mounts: list[Mount] = (), env: dict[str, str] | None = None, **options):
+    def open(self, source: Path | None, mounts: list[Mount] = (), env: dict[str, str] | None = None,
+             toolchains: list[Path] = (), **options):
         """A sandbox of this policy; `options` (e.g. docker's image=) override backend_options."""
         spec = SandboxSpec(source=source, mounts=list(mounts), llm_socket=self.llm_socket, env=dict(env or {}),
-                           limits=self.limits, labels=self.labels)
+                           limits=self.limits, labels=self.labels, toolchains=list(toolchains))
         return open_sandbox(self.backend, spec, **{**self.backend_options, **options})
 
 
@@ -68,8 +69,11 @@ class AgentRun:
 
 
 def run_agent(*, policy: SandboxPolicy, agent_dir: Path, repo_dir: Path, task: dict, out_dir: Path,
-              llm_env: dict[str, str], timeout: float) -> AgentRun:
-    """Run `agent_dir`'s agent on a copy of `repo_dir`; artifacts go to out_dir (agent_output.txt, out/)."""
+              llm_env: dict[str, str], timeout: float, toolchains: list[Path] = ()) -> AgentRun:
+    """Run `agent_dir`'s agent on a copy of `repo_dir`; artifacts go to out_dir (agent_output.txt, out/).
+
+    `toolchains`: the benchmark's compilers outside /usr, so the agent can build and test as the grader will.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".stage-", dir=out_dir) as tmp:  # inside the attempt: a crash leaves nothing in /tmp
         stage = Path(tmp) / "stage"
@@ -77,7 +81,7 @@ def run_agent(*, policy: SandboxPolicy, agent_dir: Path, repo_dir: Path, task: d
         (stage / "out").mkdir()
         (stage / "task.json").write_text(json.dumps(task, indent=2))
         env = {**llm_env, "PYTHONPATH": "/agent", "PYTHONDONTWRITEBYTECODE": "1"}
-        with policy.open(stage, [Mount(agent_dir, "/agent")], env) as sandbox:
+        with policy.open(stage, [Mount(agent_dir, "/agent")], env, toolchains) as sandbox:
             result = sandbox.exec(AGENT_COMMAND, timeout=timeout, cwd="/work")
             result_dir = Path(tmp) / "result"
             sandbox.copy_out("/work/repo", result_dir / "repo")

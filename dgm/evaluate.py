@@ -140,7 +140,8 @@ class Evaluator:
             with self.llm.agent_env(context) as env:
                 if in_image is None:
                     run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
-                                    out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s)
+                                    out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
+                                    toolchains=getattr(self.benchmark, "toolchains", []))
                 else:
                     run = run_agent_in_image(policy=self.policy, agent_dir=agent_dir, workspace=in_image, task=task,
                                              out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,

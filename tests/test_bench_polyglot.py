@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from dgm.bench import load_benchmark
 from dgm.bench.gitutil import git
 from dgm.bench.polyglot import PolyglotError
 
-FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "polyglot"
+FIXTURE = Path(__file__).parent / "fixtures" / "polyglot"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,29 @@ def test_bad_checkout_and_unknown_exercise(bench, tmp_path):
         load_benchmark(f"polyglot:{tmp_path / 'nope'}")
     with pytest.raises(KeyError, match="python__nope"):
         bench.task_info("python__nope")
+
+
+def test_the_agent_sandbox_has_the_benchmark_toolchains(tmp_path):
+    """An agent (run by the real evaluator, in the real sandbox) solves a task with a tool that only a
+    `toolchains` directory provides: the tool prints the solution."""
+    from dgm.config import Config, Stage
+    from dgm.run import new_run, runtime
+
+    toolchain = tmp_path / "opt" / "leapc"
+    (toolchain / "bin").mkdir(parents=True)
+    example = FIXTURE / "python" / "exercises" / "practice" / "leap" / ".meta" / "example.py"
+    (toolchain / "bin" / "leapc").write_text(f"#!/bin/sh\ncat <<'EOF'\n{example.read_text()}EOF\n")
+    (toolchain / "bin" / "leapc").chmod(0o755)
+    agent = tmp_path / "agent"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "agents" / "initial", agent)
+    (agent / "agent" / "__main__.py").write_text(
+        "import pathlib, subprocess, sys\n"
+        "repo = pathlib.Path(sys.argv[sys.argv.index('--repo') + 1])\n"
+        "(repo / 'leap.py').write_text(subprocess.run(['leapc'], capture_output=True, text=True, check=True).stdout)\n")
+    config = Config(run={"seed": 0, "archive_dir": tmp_path / "archive", "name": "tc"},
+                    evaluation={"benchmark": "polyglot", "stages": [Stage(tasks=["python__leap"])],
+                                "benchmark_options": {"path": str(FIXTURE), "toolchains": [str(toolchain)]}})
+    store, run_id = new_run(config)
+    with runtime(config, store, run_id) as ctx:
+        result = ctx.evaluator.run_task(agent, "python__leap", 1, "n1", "1:0", tmp_path / "out")
+    assert result.outcome == "resolved", (tmp_path / "out").rglob("agent_output.txt").__next__().read_text()

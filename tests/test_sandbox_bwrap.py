@@ -88,6 +88,20 @@ def test_tmp_and_home_persist_across_execs_but_not_processes(repo):
         assert sb.exec("cat /tmp/t $HOME/h", timeout=10).output == "a\nb\n"
 
 
+def test_toolchains_are_visible_read_only_and_on_path(repo, tmp_path):
+    toolchain = tmp_path / "opt" / "mylang-1.0"
+    (toolchain / "bin").mkdir(parents=True)
+    (toolchain / "bin" / "mylangc").write_text("#!/bin/sh\necho mylangc compiled $1\n")
+    (toolchain / "bin" / "mylangc").chmod(0o755)
+    with open_sandbox("bwrap", SandboxSpec(source=repo, limits=SMALL_LIMITS, toolchains=[toolchain])) as sb:
+        assert sb.exec("mylangc x.ml", timeout=10).output == "mylangc compiled x.ml\n"
+        assert "RO" in sb.exec(f"touch {toolchain}/bin/evil 2>/dev/null || echo RO", timeout=10).output
+    with open_sandbox("bwrap", SandboxSpec(source=repo, limits=SMALL_LIMITS)) as sb:
+        assert sb.exec("command -v mylangc || echo absent", timeout=10).output == "absent\n"
+    with pytest.raises(SandboxError, match="nope"):
+        open_sandbox("bwrap", SandboxSpec(toolchains=[tmp_path / "nope"]))
+
+
 def test_timeout_returns_124_fast(repo):
     with open_sandbox("bwrap", SandboxSpec(source=repo, limits=SMALL_LIMITS)) as sb:
         r = sb.exec("echo before; sleep 60", timeout=0.5)

@@ -35,8 +35,11 @@ def test_container_is_created_locked_down(tmp_path):
     sock = tmp_path / "gw.sock"
     sock.touch()
     client, container = _mock_client()
+    toolchain = tmp_path / "toolchain"
+    (toolchain / "bin").mkdir(parents=True)
     spec = SandboxSpec(mounts=[Mount(agent, "/agent")], llm_socket=sock, env={"PYTHONPATH": "/agent"},
-                       limits=Limits(memory_mb=300, processes=50, file_size_mb=10), labels={"dgm.run": "r1"})
+                       limits=Limits(memory_mb=300, processes=50, file_size_mb=10), labels={"dgm.run": "r1"},
+                       toolchains=[toolchain])
     with open_sandbox("docker", spec, client=client, image="img:1") as sb:
         assert sb.backend == "docker"
     kw = client.containers.create.call_args.kwargs
@@ -48,6 +51,8 @@ def test_container_is_created_locked_down(tmp_path):
     assert kw["environment"]["PYTHONPATH"] == "/agent" and "DGM_TEST_UPSTREAM_KEY" not in kw["environment"]
     targets = {m["Target"]: m for m in kw["mounts"]}
     assert targets["/agent"]["ReadOnly"] is True and targets["/run/dgm/llm.sock"]["Source"] == str(sock)
+    assert targets[str(toolchain)]["ReadOnly"] is True
+    assert kw["environment"]["PATH"].startswith(f"{toolchain}/bin:")
     assert {u["Name"]: u["Hard"] for u in kw["ulimits"]}["fsize"] == 10 * 1024 * 1024
     container.remove.assert_called_once_with(force=True, v=True)
 

@@ -80,3 +80,5 @@ class Benchmark(Protocol):
 
     # Optional (not part of the protocol check): benchmarks whose repositories live in images add
     #     def agent_workspace(self, instance_id: str) -> InImageWorkspace | None
+    # and benchmarks that need compilers outside /usr (polyglot) have
+    #     toolchains: list[Path]   # given to the agent's sandbox as SandboxSpec.toolchains

@@ -8,11 +8,11 @@ The agent's workspace holds the solution stubs and the docs; test files and the 
 solution stay hidden until grading, which copies the tests into a fresh sandbox and runs the
 language's test command. A task is resolved when that command exits 0.
 
-A sandbox sees the host's /usr but not your home, so a toolchain installed elsewhere (rustup's
+A bwrap sandbox sees the host's /usr but not your home, so a toolchain installed elsewhere (rustup's
 ~/.rustup/toolchains/<name>, a Go or JDK tarball under /opt) is invisible inside unless it is named
-in the `toolchains` option: each directory is bound read-only at the same path and its bin/ put on
-PATH. Grading checks inside the sandbox that the language's tool is there, so a missing toolchain
-is an error that says so, never a correct solution scored as unresolved.
+in the `toolchains` option; the agent's and the grader's sandboxes then show it (SandboxSpec.toolchains).
+Grading checks inside the sandbox that the language's tool is there, so a missing toolchain is an
+error that says so, never a correct solution scored as unresolved.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class PolyglotBenchmark:
                 (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(directory / name, grade_dir / "tests" / name)
             (grade_dir / "model.patch").write_text(patch)
-            script = (self._toolchain_setup(tool) +
+            script = (f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}'; exit 98; }}\n" +
                       "git -c safe.directory='*' apply --verbose --binary \"$1/model.patch\" || "
                       f"{{ echo '>>>>> Patch Apply Failed'; exit 97; }}\n"
                       "cp -r \"$1/tests/.\" .\n"
@@ -162,11 +162,8 @@ class PolyglotBenchmark:
                       f"{command.format(tests=' '.join(files['test']))}\n"
                       "rc=$?\necho '>>>>> End Test Output'\necho \">>>>> Test Exit Code: $rc\"\nexit $rc\n")
             (grade_dir / "grade.sh").write_text(script)
-            # The local backend runs on the host, where the toolchains already are at their paths.
-            toolchain_mounts = [] if backend == "local" else [
-                Mount(t, str(t)) for t in self.toolchains if not t.is_relative_to("/usr")]
-            spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE), *toolchain_mounts],
-                               labels={"task": instance_id})
+            spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id},
+                               toolchains=self.toolchains)
             with open_sandbox(backend, spec) as sb:
                 # the grade dir as an argument: the local backend maps inside paths in argv, not in files
                 res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", GRADE_DIR_INSIDE], timeout=timeout)
@@ -177,12 +174,6 @@ class PolyglotBenchmark:
                                                                                status=None), res.output, stripped, reason=reason),
                               started, log_dir, patch)
         return self._done(self._result(instance_id, lang, model_patch, res, stripped), started, log_dir, patch)
-
-    def _toolchain_setup(self, tool: str) -> str:
-        """Shell lines: put the toolchains' bin dirs on PATH, then stop early if `tool` is still missing."""
-        bins = [str(t / "bin") if (t / "bin").is_dir() else str(t) for t in self.toolchains]
-        path = f'export PATH="{":".join(bins)}:$PATH"\n' if bins else ""
-        return path + f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}'; exit 98; }}\n"
 
     def _result(self, iid, lang, model_patch, res, stripped) -> GradeResult:
         if ">>>>> Patch Apply Failed" in res.output:

@@ -45,6 +45,9 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)  # the only variables inside, plus PATH/HOME/LANG
     limits: Limits = field(default_factory=Limits)
     labels: dict[str, str] = field(default_factory=dict)  # e.g. run id, so leftovers can be cleaned up
+    # Host dirs of compilers/runtimes outside /usr (rustup's toolchains, a JDK under /opt): visible
+    # read-only at the same path, their bin/ first on PATH. The local backend sees them anyway.
+    toolchains: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -58,7 +61,20 @@ class ExecResult:
 
 def command_env(defaults: Mapping[str, str], spec: SandboxSpec, extra: Mapping[str, str] | None) -> dict[str, str]:
     """The whole environment of a command inside: backend defaults, then the spec's, then the exec's."""
-    return {str(k): str(v) for k, v in {**defaults, **spec.env, **(extra or {})}.items()}
+    env = {str(k): str(v) for k, v in {**defaults, **spec.env, **(extra or {})}.items()}
+    if spec.toolchains:
+        env["PATH"] = ":".join([*toolchain_bin_dirs(spec.toolchains), env.get("PATH", "")])
+    return env
+
+
+def check_toolchains(spec: SandboxSpec) -> None:
+    for toolchain in spec.toolchains:
+        if not Path(toolchain).is_absolute() or not Path(toolchain).is_dir():
+            raise SandboxError(f"toolchain {toolchain}: not an absolute path of a directory on this host")
+
+
+def toolchain_bin_dirs(toolchains: Sequence[Path]) -> list[str]:
+    return [str(Path(t) / "bin") if (Path(t) / "bin").is_dir() else str(t) for t in toolchains]
 
 
 @runtime_checkable

@@ -175,6 +175,9 @@ class BwrapSandbox(HostBackedSandbox):
         prefixes = python_prefixes()
         for prefix in prefixes:
             args += ["--ro-bind", prefix, prefix]
+        for toolchain in map(str, self.spec.toolchains):
+            if toolchain != "/usr" and not toolchain.startswith("/usr/"):  # all of /usr is there already
+                args += ["--ro-bind", toolchain, toolchain]
         if self.spec.llm_socket is not None:
             args += ["--ro-bind", str(self.spec.llm_socket), INSIDE_LLM_SOCKET]
         for masked in framework_dirs_to_mask(prefixes + ["/usr"]):

@@ -25,7 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, command_env
+from .base import (INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, check_toolchains,
+                   command_env)
 from .hostbacked import argv_of
 from .process import TIMEOUT_EXIT_CODE, BoundedOutput
 from .tarsafe import make_tar, safe_extract
@@ -83,6 +84,7 @@ class DockerSandbox:
         for mount in spec.mounts:
             if not Path(mount.host).exists():
                 raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
+        check_toolchains(spec)
         self.container = self.client.containers.create(**self._create_kwargs(spec, cpus))
         try:
             self.container.start()
@@ -100,6 +102,8 @@ class DockerSandbox:
         for m in spec.mounts:
             mounts.append(DockerMount(target=m.inside, source=str(Path(m.host).resolve()), type="bind",
                                       read_only=not m.writable))
+        for toolchain in spec.toolchains:
+            mounts.append(DockerMount(target=str(toolchain), source=str(toolchain), type="bind", read_only=True))
         if spec.llm_socket is not None:
             mounts.append(DockerMount(target=INSIDE_LLM_SOCKET, source=str(Path(spec.llm_socket).resolve()),
                                       type="bind", read_only=True))

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .base import INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, command_env
+from .base import (INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, SandboxSpec, check_toolchains,
+                   command_env)
 from .hostdir import HostDir, PathMap, copy_tree_in, copy_tree_out
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class HostBackedSandbox:
                 raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
         if spec.llm_socket is not None and not Path(spec.llm_socket).exists():
             raise SandboxError(f"llm_socket does not exist: {spec.llm_socket}")
+        check_toolchains(spec)
 
     # --- the Sandbox protocol ------------------------------------------------------------
 
