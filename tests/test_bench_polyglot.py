@@ -29,8 +29,8 @@ def _solve(bench, tmp_path, iid, use_example=True):
 
 
 def test_lists_exercises_and_dgm_subsets(bench):
-    assert bench.task_ids() == ["cpp__reverse-string", "python__beer-song", "python__leap", "python__two-fer",
-                                "rust__bowling"]
+    assert bench.task_ids() == ["cpp__reverse-string", "javascript__hello-world", "python__beer-song", "python__leap",
+                                "python__two-fer", "rust__bowling"]
     assert bench.subsets()["small"] == ["python__beer-song", "rust__bowling"]  # DGM's ids present here
 
 
@@ -102,6 +102,16 @@ def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(be
     patch = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-/// Total score of a game with no strikes or spares: the sum of the pins knocked down.\n+// x\n"
     result = bench.grade("rust__bowling", patch, backend=backend, timeout=60)
     assert result.outcome == "error" and "no-such-cargo" in result.reason and "toolchains" in result.reason
+    # Exercism's JavaScript tests need jest from npm; a sandbox has no network, so without an image or a
+    # cache that holds it, grading must say so instead of failing the task.
+    example = FIXTURE / "javascript" / "exercises" / "practice" / "hello-world" / ".meta" / "proof.ci.js"
+    patch = ("--- a/hello-world.js\n+++ b/hello-world.js\n@@ -1,3 +1 @@\n-export const hello = () => {\n"
+             "-  throw new Error('Remove this line and implement the function');\n-};\n+" + example.read_text())
+    result = bench.grade("javascript__hello-world", patch, backend=backend, timeout=120)
+    if shutil.which("npm"):
+        assert result.outcome == "error" and "npm packages" in result.reason, result.test_log[-1500:]
+    else:
+        assert result.outcome == "error" and "npm is not on PATH" in result.reason
     with pytest.raises(PolyglotError, match="toolchains: .*nope"):
         load_benchmark(f"polyglot:{FIXTURE}", toolchains=[str(FIXTURE / "nope")])
 

@@ -33,14 +33,16 @@ from .pytest_log import parse_pytest_log
 log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 GRADE_DIR_INSIDE = "/dgm_grade"
-TOOLCHAIN_MISSING = ">>>>> Toolchain Missing"
+TOOLCHAIN_MISSING = ">>>>> Toolchain Missing: "
 
 # Test command and the host tool it needs, per language (as the polyglot benchmark runs them).
 TEST_COMMANDS = {
     "python": ("python3", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {tests}"),
     "go": ("go", "go test ./..."),
     "rust": ("cargo", "cargo test --offline -- --include-ignored"),
-    "javascript": ("npm", "npm install --offline --no-audit --no-fund >/dev/null 2>&1; npm test"),
+    "javascript": ("npm", "npm install --offline --no-audit --no-fund >/dev/null 2>&1 || {{ echo '"  # {{ }}: str.format
+                          + TOOLCHAIN_MISSING + "the exercise's npm packages (jest...) are not in the offline cache'; "
+                          "exit 98; }}\nnpm test"),
     "cpp": ("cmake", "mkdir -p build && cd build && cmake .. >/dev/null && make"),
     "java": ("java", "./gradlew test --offline"),
 }
@@ -154,7 +156,7 @@ class PolyglotBenchmark:
                 (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(directory / name, grade_dir / "tests" / name)
             (grade_dir / "model.patch").write_text(patch)
-            script = (f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}'; exit 98; }}\n" +
+            script = (f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}{tool} is not on PATH'; exit 98; }}\n" +
                       "git -c safe.directory='*' apply --verbose --binary \"$1/model.patch\" || "
                       f"{{ echo '>>>>> Patch Apply Failed'; exit 97; }}\n"
                       "cp -r \"$1/tests/.\" .\n"
@@ -168,8 +170,9 @@ class PolyglotBenchmark:
                 # the grade dir as an argument: the local backend maps inside paths in argv, not in files
                 res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", GRADE_DIR_INSIDE], timeout=timeout)
         if TOOLCHAIN_MISSING in res.output:
-            reason = (f"toolchain missing: {tool!r} is not on PATH inside the {backend} sandbox (needed for {lang} "
-                      "tests); install it under /usr or name its directory in benchmark option toolchains")
+            missing = res.output.split(TOOLCHAIN_MISSING, 1)[1].splitlines()[0]
+            reason = (f"toolchain missing inside the {backend} sandbox for {lang} tests: {missing}; install it "
+                      "under /usr, name its directory in benchmark option toolchains, or use an image that has it")
             return self._done(GradeResult(instance_id, "error", instance_report(instance_id, patch=model_patch, applied=False,
                                                                                status=None), res.output, stripped, reason=reason),
                               started, log_dir, patch)
