@@ -29,8 +29,8 @@ def _solve(bench, tmp_path, iid, use_example=True):
 
 
 def test_lists_exercises_and_dgm_subsets(bench):
-    assert bench.task_ids() == ["cpp__reverse-string", "javascript__hello-world", "python__beer-song", "python__leap",
-                                "python__two-fer", "rust__bowling"]
+    assert bench.task_ids() == ["cpp__reverse-string", "java__hello-world", "javascript__hello-world", "python__beer-song",
+                                "python__leap", "python__two-fer", "rust__bowling"]
     assert bench.subsets()["small"] == ["python__beer-song", "rust__bowling"]  # DGM's ids present here
 
 
@@ -98,7 +98,7 @@ def test_compiled_languages_are_graded_for_real(backend, tmp_path, iid, example,
 def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(bench, backend, monkeypatch):
     from dgm.bench import polyglot
 
-    monkeypatch.setitem(polyglot.TEST_COMMANDS, "rust", ("no-such-cargo", "no-such-cargo test"))
+    monkeypatch.setitem(polyglot.TEST_COMMANDS, "rust", polyglot.LanguageTests("no-such-cargo", "no-such-cargo test"))
     patch = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1 @@\n-/// Total score of a game with no strikes or spares: the sum of the pins knocked down.\n+// x\n"
     result = bench.grade("rust__bowling", patch, backend=backend, timeout=60)
     assert result.outcome == "error" and "no-such-cargo" in result.reason and "toolchains" in result.reason
@@ -109,9 +109,16 @@ def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(be
              "-  throw new Error('Remove this line and implement the function');\n-};\n+" + example.read_text())
     result = bench.grade("javascript__hello-world", patch, backend=backend, timeout=120)
     if shutil.which("npm"):
-        assert result.outcome == "error" and "npm packages" in result.reason, result.test_log[-1500:]
+        assert result.outcome == "error" and "npm packages (jest...) in the offline" in result.reason, result.test_log[-1500:]
+        assert "syntax error" not in result.test_log
     else:
         assert result.outcome == "error" and "npm is not on PATH" in result.reason
+    # Java: Exercism's Gradle wrapper needs its distribution, which a sandbox cannot download.
+    patch = ("--- a/src/main/java/Greeter.java\n+++ b/src/main/java/Greeter.java\n@@ -2,3 +2,3 @@\n"
+             "     String getGreeting() {\n-        return \"Goodbye, Mars!\";\n+        return \"Hello, World!\";\n     }\n")
+    result = bench.grade("java__hello-world", patch, backend=backend, timeout=120)
+    expected = "Gradle distribution" if shutil.which("java") else "java is not on PATH"
+    assert result.outcome == "error" and expected in result.reason, result.test_log[-1500:]
     with pytest.raises(PolyglotError, match="toolchains: .*nope"):
         load_benchmark(f"polyglot:{FIXTURE}", toolchains=[str(FIXTURE / "nope")])
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .base import GradeResult, TaskInfo
@@ -35,16 +37,25 @@ DATA = Path(__file__).parent / "data"
 GRADE_DIR_INSIDE = "/dgm_grade"
 TOOLCHAIN_MISSING = ">>>>> Toolchain Missing: "
 
-# Test command and the host tool it needs, per language (as the polyglot benchmark runs them).
+@dataclass(frozen=True)
+class LanguageTests:
+    """How one language's exercises are tested, as the polyglot benchmark runs them."""
+
+    tool: str  # must be on PATH inside the sandbox
+    run: str  # the test command; {tests} = the exercise's test files
+    prepare: str = ""  # must succeed offline before the tests can run...
+    prepare_needs: str = ""  # ...and when it fails, this is what is missing
+
+
 TEST_COMMANDS = {
-    "python": ("python3", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {tests}"),
-    "go": ("go", "go test ./..."),
-    "rust": ("cargo", "cargo test --offline -- --include-ignored"),
-    "javascript": ("npm", "npm install --offline --no-audit --no-fund >/dev/null 2>&1 || {{ echo '"  # {{ }}: str.format
-                          + TOOLCHAIN_MISSING + "the exercise's npm packages (jest...) are not in the offline cache'; "
-                          "exit 98; }}\nnpm test"),
-    "cpp": ("cmake", "mkdir -p build && cd build && cmake .. >/dev/null && make"),
-    "java": ("java", "./gradlew test --offline"),
+    "python": LanguageTests("python3", "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -rA -p no:cacheprovider {tests}"),
+    "go": LanguageTests("go", "go test ./..."),
+    "rust": LanguageTests("cargo", "cargo test --offline -- --include-ignored"),
+    "javascript": LanguageTests("npm", "npm test", prepare="npm install --offline --no-audit --no-fund",
+                                prepare_needs="the exercise's npm packages (jest...) in the offline npm cache"),
+    "cpp": LanguageTests("cmake", "mkdir -p build && cd build && cmake .. >/dev/null && make"),
+    "java": LanguageTests("java", "./gradlew test --offline", prepare="./gradlew --offline --version",
+                          prepare_needs="the Gradle distribution of the exercise's wrapper (it cannot be downloaded)"),
 }
 
 
@@ -145,8 +156,8 @@ class PolyglotBenchmark:
         if not patch.strip():
             return self._done(GradeResult(instance_id, "empty_patch", instance_report(instance_id, patch=model_patch, applied=False, status=None),
                                           stripped_files=stripped, reason="empty patch"), started, log_dir, patch)
-        tool, command = TEST_COMMANDS.get(lang, (None, None))
-        if command is None:
+        tests = TEST_COMMANDS.get(lang)
+        if tests is None:
             raise PolyglotError(f"{instance_id}: no test command for language {lang!r}")
         with tempfile.TemporaryDirectory(prefix="dgm-polyglot-") as tmp:
             repo, grade_dir = Path(tmp) / "repo", Path(tmp) / "grade"
@@ -156,14 +167,7 @@ class PolyglotBenchmark:
                 (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(directory / name, grade_dir / "tests" / name)
             (grade_dir / "model.patch").write_text(patch)
-            script = (f"command -v {tool} >/dev/null 2>&1 || {{ echo '{TOOLCHAIN_MISSING}{tool} is not on PATH'; exit 98; }}\n" +
-                      "git -c safe.directory='*' apply --verbose --binary \"$1/model.patch\" || "
-                      f"{{ echo '>>>>> Patch Apply Failed'; exit 97; }}\n"
-                      "cp -r \"$1/tests/.\" .\n"
-                      "echo '>>>>> Start Test Output'\n"
-                      f"{command.format(tests=' '.join(files['test']))}\n"
-                      "rc=$?\necho '>>>>> End Test Output'\necho \">>>>> Test Exit Code: $rc\"\nexit $rc\n")
-            (grade_dir / "grade.sh").write_text(script)
+            (grade_dir / "grade.sh").write_text(_grade_script(tests, files["test"]))
             spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id},
                                toolchains=self.toolchains)
             with open_sandbox(backend, spec) as sb:
@@ -171,7 +175,7 @@ class PolyglotBenchmark:
                 res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", GRADE_DIR_INSIDE], timeout=timeout)
         if TOOLCHAIN_MISSING in res.output:
             missing = res.output.split(TOOLCHAIN_MISSING, 1)[1].splitlines()[0]
-            reason = (f"toolchain missing inside the {backend} sandbox for {lang} tests: {missing}; install it "
+            reason = (f"toolchain missing inside the {backend} sandbox for {lang} tests: {missing}; provide it "
                       "under /usr, name its directory in benchmark option toolchains, or use an image that has it")
             return self._done(GradeResult(instance_id, "error", instance_report(instance_id, patch=model_patch, applied=False,
                                                                                status=None), res.output, stripped, reason=reason),
@@ -200,6 +204,25 @@ class PolyglotBenchmark:
             (log_dir / "test_output.txt").write_text(result.test_log)
             (log_dir / "patch.diff").write_text(patch)
         return result
+
+
+def _grade_script(tests: LanguageTests, test_files: list[str]) -> str:
+    """Apply the model patch, add the hidden tests, run them. $1 = the grade dir (patch + tests).
+
+    A missing tool or offline dependency stops with TOOLCHAIN_MISSING: that is not the model's failure.
+    """
+    def missing(what: str) -> str:
+        return f"{{ echo {shlex.quote(TOOLCHAIN_MISSING + what)}; exit 98; }}"
+
+    lines = [f"command -v {tests.tool} >/dev/null 2>&1 || " + missing(f"{tests.tool} is not on PATH"),
+             "git -c safe.directory='*' apply --verbose --binary \"$1/model.patch\" || "
+             "{ echo '>>>>> Patch Apply Failed'; exit 97; }",
+             "cp -r \"$1/tests/.\" ."]
+    if tests.prepare:
+        lines.append(f"{tests.prepare} >/dev/null 2>&1 || " + missing(tests.prepare_needs))
+    lines += ["echo '>>>>> Start Test Output'", tests.run.format(tests=" ".join(test_files)),
+              "rc=$?", "echo '>>>>> End Test Output'", 'echo ">>>>> Test Exit Code: $rc"', "exit $rc"]
+    return "\n".join(lines) + "\n"
 
 
 def _strip_files(patch: str, hidden: set[str]) -> tuple[str, list[str]]:
