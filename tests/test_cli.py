@@ -1,5 +1,7 @@
 """Every command has --help with a runnable example, and the top-level help lists them all."""
 
+from pathlib import Path
+
 import pytest
 
 from dgm.cli import build_parser, main
@@ -23,3 +25,23 @@ def test_each_command_help_has_an_example(command, capsys):
         main([command, "--help"])
     assert exit_.value.code == 0
     assert "Example: dgm" in capsys.readouterr().out or command == "run"
+
+
+@pytest.mark.parametrize("bench,named", [("nope", "unknown benchmark 'nope'"),
+                                         ("polyglot:small", "needs the path"),
+                                         ("local:huge", "huge")])
+def test_eval_with_a_bad_benchmark_says_so_and_writes_nothing(bench, named, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default archive dir is relative: nothing may appear here
+    agent = Path(__file__).resolve().parents[1] / "agents" / "initial"
+    assert main(["eval", str(agent), "--bench", bench]) == 2
+    assert named in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())
+
+
+def test_eval_bench_argument_may_carry_a_checkout_path():
+    from dgm.cli.evaluate import split_bench_arg
+
+    assert split_bench_arg("local") == ("local", "small")
+    assert split_bench_arg("local:medium") == ("local", "medium")
+    assert split_bench_arg("polyglot:~/pg") == ("polyglot:~/pg", "small")
+    assert split_bench_arg("polyglot:/data/pg:medium") == ("polyglot:/data/pg", "medium")

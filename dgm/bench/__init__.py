@@ -36,12 +36,12 @@ def parse_bench_spec(spec: str) -> tuple[str, str | None]:
     name, _, rest = spec.partition(":")
     if name not in BENCHMARK_NAMES:
         raise ValueError(f"unknown benchmark {name!r} in {spec!r}; choose one of {', '.join(BENCHMARK_NAMES)}")
-    if not rest or _looks_like_path(rest):
+    if not rest or looks_like_path(rest):
         return name, None
     return name, rest
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
     return "/" in text or text.startswith((".", "~"))
 
 
@@ -51,7 +51,7 @@ def load_benchmark(spec: str, **options) -> Benchmark:
     A checkout's path may also come as the option `path` (evaluation.benchmark_options in a config).
     """
     name, _, rest = spec.partition(":")
-    path = Path(rest).expanduser() if rest and _looks_like_path(rest) else None
+    path = Path(rest).expanduser() if rest and looks_like_path(rest) else None
     if name in ("local", "polyglot") and "path" in options:
         path = path or Path(str(options.pop("path"))).expanduser()
     if name == "local":
