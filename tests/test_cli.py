@@ -45,3 +45,15 @@ def test_eval_bench_argument_may_carry_a_checkout_path():
     assert split_bench_arg("local:medium") == ("local", "medium")
     assert split_bench_arg("polyglot:~/pg") == ("polyglot:~/pg", "small")
     assert split_bench_arg("polyglot:/data/pg:medium") == ("polyglot:/data/pg", "medium")
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["tasks", "list", "nope"], "unknown benchmark 'nope'"),
+    (["tasks", "list", "local", "--subset", "huge"], "unknown subset 'huge'"),
+    (["tasks", "validate", "local", "--task", "nope"], "unknown task(s): nope"),
+    (["replay", "/nonexistent/run"], "no run '/nonexistent/run'"),
+])
+def test_bad_arguments_get_one_line_errors_not_tracebacks(argv, named, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert named in captured.out + captured.err and "Traceback" not in captured.err

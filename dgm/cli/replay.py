@@ -19,11 +19,16 @@ def _replay(args) -> int:
     from dgm.analysis.runview import resolve_run
     from dgm.replay import compare_runs, count_upstream_calls, replay_config
     from dgm.run import console, new_run, run_to_completion
-    from dgm.store import RunStore
+    from dgm.config import ConfigError
+    from dgm.store import RunStore, StoreError
 
-    original_dir = resolve_run(args.run)
-    original = RunStore.open(original_dir, read_only=True)
-    config = replay_config(original_dir)
+    try:
+        original_dir = resolve_run(args.run)
+        original = RunStore.open(original_dir, read_only=True)
+        config = replay_config(original_dir)
+    except (StoreError, ConfigError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return 2
     out = args.out or original_dir.with_name(original_dir.name + "-replay")
     store, run_id = new_run(config, out)
     code = run_to_completion(config, store, run_id)

@@ -35,15 +35,33 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=120, help="seconds per test run (default 120)")
 
 
-def _list(args) -> int:
+def _benchmark_and_ids(args) -> tuple[object, list[str]] | None:
+    """The benchmark and the selected task ids, or None after saying what is wrong with the arguments."""
     from dgm.bench import load_benchmark
 
-    bench = load_benchmark(args.bench)
+    try:
+        bench = load_benchmark(args.bench)
+        ids = getattr(args, "task", None) or bench.task_ids(args.subset)
+        unknown = sorted(set(ids) - set(bench.task_ids()))
+        if unknown:
+            raise KeyError(f"unknown task(s): {', '.join(unknown)}")
+        return bench, ids
+    except (ValueError, KeyError, OSError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # KeyError's str() adds quotes
+        print(f"error: {args.bench}{' --subset ' + args.subset if args.subset else ''}: {reason}", file=sys.stderr)
+        return None
+
+
+def _list(args) -> int:
+    found = _benchmark_and_ids(args)
+    if found is None:
+        return 2
+    bench, ids = found
     table = Table(title=f"{bench.name} tasks" + (f" ({args.subset})" if args.subset else ""))
     for column in ("instance_id", "subset", "kind", "shape", "files"):
         table.add_column(column)
     membership = {i: name for name, ids in bench.subsets().items() for i in ids}
-    for instance_id in bench.task_ids(args.subset):
+    for instance_id in ids:
         meta = bench.task(instance_id).meta if hasattr(bench, "task") else {}
         table.add_row(instance_id, membership.get(instance_id, ""), str(meta.get("kind", "")),
                       str(meta.get("shape", "")), ", ".join(meta.get("files", [])))
@@ -52,17 +70,18 @@ def _list(args) -> int:
 
 
 def _validate(args) -> int:
-    from dgm.bench import load_benchmark
     from dgm.bench.local import LocalBenchmark
     from dgm.bench.validate import validate
     from dgm.sandbox import default_backend
 
-    bench = load_benchmark(args.bench)
+    found = _benchmark_and_ids(args)
+    if found is None:
+        return 2
+    bench, ids = found
     if not isinstance(bench, LocalBenchmark):
         print(f"dgm tasks validate: only local task suites can be validated here, not {args.bench!r}", file=sys.stderr)
         return 2
     backend = args.backend or default_backend()
-    ids = args.task or bench.task_ids(args.subset)
     started = time.monotonic()
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task(f"validating {len(ids)} tasks ({backend}, {args.workers} workers)", total=len(ids))
