@@ -37,6 +37,7 @@ DATA = Path(__file__).parent / "data"
 GRADE_DIR_INSIDE = "/dgm_grade"
 TOOLCHAIN_MISSING = ">>>>> Toolchain Missing: "
 
+
 @dataclass(frozen=True)
 class LanguageTests:
     """How one language's exercises are tested, as the polyglot benchmark runs them."""
