@@ -15,6 +15,7 @@ from rich.tree import Tree
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView
 from dgm.analysis.trajectory import load_trajectory, render_trajectory, trajectory_path
 from dgm.cli import add_command
+from dgm.patches import patch_stats
 from dgm.store import StoreError
 
 
@@ -116,10 +117,8 @@ def _show(args) -> int:
         t.add_row("error", node.error)
     patch = view.patch(node.node_id)
     if patch is not None:
-        added = sum(1 for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
-        removed = sum(1 for line in patch.splitlines() if line.startswith("-") and not line.startswith("---"))
-        files = sum(1 for line in patch.splitlines() if line.startswith("+++ "))
-        t.add_row("patch", f"{files} files, +{added} -{removed} lines")
+        stats = patch_stats(patch)
+        t.add_row("patch", f"{stats['files']} files, +{stats['added']} -{stats['removed']} lines")
     cost = view.node_cost(node.node_id)
     total = sum(c["cost_usd"] for c in cost.values())
     t.add_row("cost", f"${total:.4f} " + ", ".join(f"{p}: ${c['cost_usd']:.4f} ({c['tokens']} tok)" for p, c in cost.items()))
