@@ -53,6 +53,16 @@ class TransientUpstreamError(UpstreamError):
         self.retry_after = retry_after
 
 
+def _known_fields_only(cls, raw: Mapping[str, Any] | None, where: str, what: str) -> dict[str, Any]:
+    """`raw` as a dict, after checking that every key is a field of dataclass `cls`."""
+    raw = dict(raw or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown {what} {sorted(unknown)} (known: {sorted(known)})")
+    return raw
+
+
 # -- per-model settings ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSettings:
@@ -65,11 +75,7 @@ class ModelSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, where: str) -> "ModelSettings":
-        raw = dict(raw or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown model settings {sorted(unknown)} (known: {sorted(known)})")
+        raw = _known_fields_only(cls, raw, where, "model settings")
         if raw.get("max_tokens_param", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
             raise ConfigError(f"{where}.max_tokens_param must be max_tokens or max_completion_tokens")
         return cls(**raw)
@@ -112,12 +118,7 @@ class RetryPolicy:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, where: str) -> "RetryPolicy":
-        raw = dict(raw or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown retry keys {sorted(unknown)} (known: {sorted(known)})")
-        policy = cls(**raw)
+        policy = cls(**_known_fields_only(cls, raw, where, "retry keys"))
         if policy.max_attempts < 1:
             raise ConfigError(f"{where}.max_attempts must be >= 1, got {policy.max_attempts}")
         return policy
