@@ -107,26 +107,16 @@ def test_eval_command_scores_an_agent_directory(tmp_path):
     assert "95% Wilson interval" in proc.stdout and proc.stdout.count("textkit__") >= 1
 
 
-from ui_helpers import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, dashboard  # noqa: E402
+from ui_helpers import CHROMIUM, NEEDS_CHROMIUM, dashboard, dashboard_page, open_node  # noqa: E402
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=NEEDS_CHROMIUM)
 def test_dashboard_shows_a_nodes_diff_and_outcomes(small_run):
-    from playwright.sync_api import sync_playwright
-
     run_dir, _ = small_run
     store = RunStore.open(run_dir, read_only=True)
     child = next(n for n in store.nodes() if n.admitted and n.parent_id)
-    with dashboard([run_dir]) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.wait_for_selector(f'#tree [data-node="{child.node_id}"]', timeout=15000)
-            assert "scripted model" in page.inner_text("#scripted-banner")
-            page.click(f'#tree [data-node="{child.node_id}"]')
-            page.wait_for_selector("#outcomes tr:nth-child(2)", timeout=15000)
-            assert "diff --git" in page.inner_text("#diff") or "+++" in page.inner_text("#diff")
-            assert page.locator("#outcomes tr").count() - 1 == len(store.task_results(child.node_id))
-        finally:
-            browser.close()
+    with dashboard([run_dir]) as url, dashboard_page(url) as page:
+        open_node(page, child.node_id, timeout_ms=15000)
+        assert "scripted model" in page.inner_text("#scripted-banner")
+        assert "diff --git" in page.inner_text("#diff") or "+++" in page.inner_text("#diff")
+        assert page.locator("#outcomes tr").count() - 1 == len(store.task_results(child.node_id))

@@ -8,7 +8,7 @@ from dgm.analysis.synthetic import build_synthetic_run
 from dgm.llm.base import CallContext, UsageRecord
 from dgm.store import RunStore
 from dgm.ui.app import create_app
-from ui_helpers import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, dashboard
+from ui_helpers import CHROMIUM, NEEDS_CHROMIUM, dashboard, dashboard_page, open_node
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -66,25 +66,15 @@ def server(runs):
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=NEEDS_CHROMIUM)
 def test_browser_click_node_shows_diff_and_outcomes(server, runs):
-    from playwright.sync_api import sync_playwright
-
     view = RunView.load(runs[0])
     child = next(n for n in view.nodes if n.parent_id and n.commit_sha and n.tasks_evaluated)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server + "/")
-            page.wait_for_selector(f'#tree [data-node="{child.node_id}"]', timeout=10000)
-            assert "scripted model" in page.inner_text("#scripted-banner")
-            page.click(f'#tree [data-node="{child.node_id}"]')
-            page.wait_for_selector("#outcomes tr:nth-child(2)", timeout=10000)
-            assert page.inner_text("#node-title") == child.node_id
-            assert f"improvement_{child.node_id}" in page.inner_text("#diff")
-            rows = page.locator("#outcomes tr").count() - 1
-            assert rows == child.tasks_evaluated
-            # switch to the unscripted run: no banner
-            page.select_option("#run-select", "real")
-            page.wait_for_function("document.querySelector('#scripted-banner').hidden === true", timeout=10000)
-        finally:
-            browser.close()
+    with dashboard_page(server) as page:
+        open_node(page, child.node_id, timeout_ms=10000)
+        assert "scripted model" in page.inner_text("#scripted-banner")
+        assert page.inner_text("#node-title") == child.node_id
+        assert f"improvement_{child.node_id}" in page.inner_text("#diff")
+        rows = page.locator("#outcomes tr").count() - 1
+        assert rows == child.tasks_evaluated
+        # switch to the unscripted run: no banner
+        page.select_option("#run-select", "real")
+        page.wait_for_function("document.querySelector('#scripted-banner').hidden === true", timeout=10000)

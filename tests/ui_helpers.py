@@ -38,3 +38,25 @@ def dashboard(run_dirs):
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+@contextmanager
+def dashboard_page(url: str):
+    """Headless Chromium showing the dashboard at `url`; yields the Playwright page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            yield page
+        finally:
+            browser.close()
+
+
+def open_node(page, node_id: str, timeout_ms: int) -> None:
+    """Click a node in the lineage tree and wait until its task outcomes are shown."""
+    page.wait_for_selector(f'#tree [data-node="{node_id}"]', timeout=timeout_ms)
+    page.click(f'#tree [data-node="{node_id}"]')
+    page.wait_for_selector("#outcomes tr:nth-child(2)", timeout=timeout_ms)
