@@ -61,13 +61,13 @@ class EchoSocketServer:
 
 
 def procs_with(marker: str, command: bytes = b"") -> list[int]:
-    """Pids (other than ours) whose cmdline starts with `command` and has `marker` as a whole argument."""
+    """Pids (other than ours) whose cmdline starts with `command` and contains `marker` (a /proc scan)."""
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-                if b"\0" + marker.encode() + b"\0" in cmdline and cmdline.startswith(command):
+                if marker.encode() in cmdline and cmdline.startswith(command):
                     found.append(int(entry.name))
             except OSError:
                 pass
@@ -78,8 +78,10 @@ _markers = itertools.count(1)
 
 
 def sleep_marker() -> str:
-    """An extra `sleep` operand that is a valid duration and names this test process and call."""
-    return f"0.000{os.getpid()}0{next(_markers)}"
+    """An extra `sleep` operand that is a valid duration and names this test process and call.
+
+    Fixed width, so that no marker is a substring of another."""
+    return f"0.000{os.getpid():08d}{next(_markers):06d}"
 
 
 def survivors_of_killed_owner(owner: subprocess.Popen, marker: str) -> list[int]:

@@ -82,18 +82,3 @@ def sandbox(request, secrets, tmp_path):
     with open_sandbox(request.param, SandboxSpec(source=source, limits=HOSTILE_LIMITS,
                                                  labels={"dgm.run": "hostile"})) as sb:
         yield sb
-
-
-def host_processes_with(marker: str) -> list[int]:
-    """Host pids whose command line contains marker (a /proc scan: no psutil needed)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(entry.name))
-        except OSError:
-            pass
-    return found

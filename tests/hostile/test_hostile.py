@@ -20,7 +20,8 @@ import dgm
 from dgm.sandbox.base import SandboxError
 from dgm.sandbox.cgroups import process_cap_mechanism
 
-from conftest import HOSTILE_LIMITS, host_processes_with
+from conftest import HOSTILE_LIMITS
+from sandbox_helpers import procs_with
 
 
 def sh(sb, script: str, timeout: float = 10):
@@ -170,7 +171,7 @@ def test_no_process_survives_the_exec(sandbox, secrets, how):
     r = sh(sandbox, script + "; sleep 0.3; sleep 30", timeout=2)
     assert r.timed_out and r.exit_code == 124
     time.sleep(0.2)
-    assert host_processes_with(marker) == []
+    assert procs_with(marker) == []
 
 
 def test_busy_loop_killed_at_timeout(sandbox):
@@ -192,7 +193,7 @@ def test_fork_bomb_is_bounded(sandbox, secrets, tmp_path):
     assert time.monotonic() - start < 10
     assert r.timed_out or r.exit_code != 0
     time.sleep(0.2)
-    assert host_processes_with(marker) == []
+    assert procs_with(marker) == []
     assert subprocess.run(["true"]).returncode == 0  # the host can still fork
 
 
