@@ -1,6 +1,17 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules, and the suite's policy on skips.
+
+A skip hides code. Every skip must say what is missing and how to get it; the run ends with one line
+counting skips by cause. With DGM_STRICT_SKIPS=1 (set by `.ci/run`) a skip is a failure: CI installs
+everything the suite can use on this kind of machine, so anything skipped there is something broken.
+"""
+
+import os
+import re
+from collections import Counter
 
 import pytest
+
+STRICT_SKIPS = os.environ.get("DGM_STRICT_SKIPS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +24,33 @@ def backend():
         return default_backend()
     except SandboxError:
         return "local"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under DGM_STRICT_SKIPS=1 (CI must run it): {skip_reason(report)}"
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def skip_cause(reason: str) -> str:
+    """The part of a reason that names what is missing (before details such as paths or versions)."""
+    return re.split(r"[:(]", reason, maxsplit=1)[0].strip() or reason
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        terminalreporter.write_line("skips by cause: none")
+        return
+    causes = Counter(skip_cause(skip_reason(r)) for r in skipped)
+    summary = "; ".join(f"{cause} ({n})" for cause, n in causes.most_common())
+    terminalreporter.write_line(f"skips by cause: {summary}")

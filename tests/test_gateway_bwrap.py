@@ -6,15 +6,13 @@ Real bwrap, real gateway, the fake upstream (tests/fake_upstream.py) standing in
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
-
-from dgm.sandbox.bwrap import python_prefixes
+from dgm.sandbox.bwrap import find_bwrap, python_prefixes
 
 import fake_upstream as fu
+from sandbox_helpers import needs_bwrap
 from dgm.llm.base import CallContext
 from dgm.llm.gateway import Gateway
 from dgm.llm.upstream import build_upstreams
@@ -36,14 +34,7 @@ except httpx2.HTTPError:
 """
 
 
-def _bwrap_works() -> bool:
-    if not shutil.which("bwrap"):
-        return False
-    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-net", "true"], capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _bwrap_works(), reason="bubblewrap cannot create namespaces here")
+@needs_bwrap
 def test_sandboxed_agent_uses_the_gateway_socket(monkeypatch):
     monkeypatch.setenv("DGM_TEST_UPSTREAM_KEY", KEY)
     with fu.FakeUpstream("gpt-4o", api_key=KEY) as upstream:
@@ -53,11 +44,12 @@ def test_sandboxed_agent_uses_the_gateway_socket(monkeypatch):
             env = gw.agent_env(gw.issue_token(CallContext("run1", "n1", "a1", "task")))
             env |= {"PATH": os.environ["PATH"], "UPSTREAM": upstream.base_url}
             setenv = [arg for k, v in env.items() for arg in ("--setenv", k, v)]
-            command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            command = [find_bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                        "--tmpfs", "/run", "--bind", str(gw.socket_path), "/run/dgm/llm.sock",
                        *[arg for prefix in python_prefixes() for arg in ("--ro-bind", prefix, prefix)],
                        "--unshare-net", "--die-with-parent", "--clearenv", *setenv, sys.executable, "-c", AGENT]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            # Generous: a cold `import openai` inside the sandbox takes a minute on a loaded 2-core machine.
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ANSWER hello" in result.stdout and "UPSTREAM UNREACHABLE" in result.stdout
     assert KEY not in " ".join(command)

