@@ -36,6 +36,7 @@ DIAGNOSIS_KEYS = ("log_summarization", "potential_improvements", "improvement_pr
 FINGERPRINT = "scripted-test-double"
 MAX_PAGES = 10  # line-range views of one file it asks for, at most
 NUMBERED_LINE = re.compile(r"^\s*(\d+)\t(.*)$")
+ERROR_LINE = re.compile(r"^\s*error\b", re.I | re.M)
 ITEM_LINE = re.compile(r"Catalogue item:\s*([A-Za-z_]\w*)")
 
 
@@ -189,7 +190,8 @@ def parse_view(observation: str) -> View:
 
 
 def is_error(observation: str) -> bool:
-    return observation.lstrip().lower().startswith("error")
+    """Did the tool report a failure? (In the text protocol the agent may put a header line before it.)"""
+    return bool(ERROR_LINE.search(observation))
 
 
 # ---------------------------------------------------------------- unified diffs (the task oracle's gold patch)
