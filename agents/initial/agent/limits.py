@@ -1,5 +1,4 @@
-"""Budgets of one run. They come from the task's `limits` (the framework fills them from its config); the
-defaults below apply only to a limit the task leaves out."""
+"""Budgets of one run, from the task's `limits`; the defaults apply only to a limit the task leaves out."""
 
 from dataclasses import dataclass
 
@@ -7,9 +6,7 @@ DEFAULT_MAX_STEPS = 100  # LLM calls per task
 DEFAULT_MAX_SECONDS = 3600.0
 DEFAULT_MAX_COST_USD = 5.0
 BASH_TIMEOUT_S = 60.0  # per command
-# Tool observations longer than this keep only their head and tail: every observation stays in the context
-# for the rest of the run, so over 100+ steps an unbounded one would soon overflow the model's context.
-MAX_OUTPUT_CHARS = 8000
+MAX_OUTPUT_CHARS = 8000  # longer tool outputs keep head + tail: each stays in the context for 100+ steps
 PRICE_PER_TOKEN = (3e-6, 15e-6)  # USD (input, output); used only when a response's usage has no cost
 
 
