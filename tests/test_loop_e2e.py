@@ -42,6 +42,9 @@ def test_run_grows_an_archive_with_a_real_code_change(small_run):
     store = RunStore.open(run_dir, read_only=True)
     nodes = {n.node_id: n for n in store.nodes()}
     assert len(nodes) == 1 + 4  # initial + 2 generations x k=2
+    # The seed resolves the short single-file tasks and not the long-file or multi-file ones (see
+    # dgm/llm/scripted_catalogue/README.md): room for children to do better through real capabilities.
+    assert 0 < nodes["initial"].score < 1, nodes["initial"].score
     admitted_children = [n for n in nodes.values() if n.admitted and n.parent_id]
     assert admitted_children, {n.node_id: (n.status, n.error) for n in nodes.values()}
     child = admitted_children[0]

@@ -14,7 +14,8 @@ import pytest
 
 from dgm.llm.base import CallContext
 from dgm.llm.scripted import DIAGNOSIS_KEYS, ScriptedUpstream, load_catalogue, parse_view
-from test_seed_agent import LONG, LONG_FIXED, LONG_ISSUE, SEED, git, gold_patch, make_repo, run_agent
+from test_seed_agent import (LONG, LONG_FIXED, LONG_ISSUE, MULTI, MULTI_FIXED, MULTI_ISSUE, SEED, git, gold_patch,
+                             make_repo, run_agent)
 
 CONTEXT = {p: CallContext("run", "node", "attempt", p) for p in ("diagnosis", "self_modify", "task")}
 
@@ -47,7 +48,7 @@ def test_diagnosis_is_valid_json_and_proposes_only_missing_items():
     evolved = seed_code + '\n"enum": ["view", "create", "edit", "str_replace"]\nnudge.md\n'
     for n in range(30):
         answer = parse_diagnosis(model.complete(diagnosis_request(evolved, f"log {n}"), CONTEXT["diagnosis"]))
-        assert not re.search(r"Catalogue item: (editor_str_replace|more_steps)\b", answer["implementation_suggestion"])
+        assert not re.search(r"Catalogue item: (editor_str_replace|keep_going)\b", answer["implementation_suggestion"])
 
 
 def test_malformed_first_answers_are_rare_switchable_and_retried_fine():
@@ -78,7 +79,10 @@ def test_same_request_same_response():
 
 def test_truncated_views_hide_lines_next_to_the_cut():
     view = parse_view("     1\ta\n     2\tb\n<<< 50 characters truncated >>>\n     9\ti\n    10\tj")
-    assert view.lines == {1: "a", 10: "j"} and view.truncated and not view.complete
+    assert view.lines == {1: "a", 10: "j"} and view.last == 10 and not view.complete
+    assert view.first_gap() == [2, 9]  # what it asks a line-range view for
+    head_only = parse_view("     1\ta\n     2\tb\n<<< 50 characters truncated >>>")
+    assert head_only.last is None and head_only.first_gap() == [2, -1]  # where the file ends is unknown
     assert parse_view("     1\tx = 'truncated'\n     2\ty").complete  # a numbered line is code, not a marker
 
 
@@ -119,14 +123,53 @@ def test_self_modify_str_replace_and_view_ranges_unlock_long_files(tmp_path, age
     self_modify(tmp_path, agent_copy, "view_line_ranges", runner=agent_copy)
     assert "def view_range" in (agent_copy / "agent" / "editor.py").read_text()
     assert own_tests(agent_copy).returncode == 0
-    # The grandchild now resolves the long-file task that the seed gives up on.
+    # The grandchild now resolves the long-file task that the seed gives up on, with a targeted edit.
+    repo = solve(tmp_path, agent_copy, LONG, LONG_FIXED, LONG_ISSUE)
+    assert (repo / "big.py").read_text() == LONG_FIXED["big.py"]
+    edits = [s for s in json.loads((tmp_path / "solve" / "out" / "trajectory.json").read_text())["steps"]
+             if s["tool"] == "editor" and json.loads(s["arguments"])["command"] in ("edit", "str_replace")]
+    assert [json.loads(s["arguments"])["command"] for s in edits] == ["str_replace"]
+
+
+def solve(tmp_path: Path, agent_dir: Path, base: dict, fixed: dict, issue: str) -> Path:
+    """The scripted model solves a fixture task (gold patch from a real git diff) through `agent_dir`."""
     for name in ("gold", "task-repo", "solve"):
         (tmp_path / name).mkdir()
-    patch = gold_patch(LONG, LONG_FIXED, tmp_path / "gold")
-    repo = make_repo(tmp_path / "task-repo", LONG)
-    oracle = {LONG_ISSUE: patch}.get
-    run_agent(tmp_path / "solve", ScriptedUpstream(oracle), repo, LONG_ISSUE, agent_dir=agent_copy)
+    oracle = {issue: gold_patch(base, fixed, tmp_path / "gold")}.get
+    repo = make_repo(tmp_path / "task-repo", base)
+    run_agent(tmp_path / "solve", ScriptedUpstream(oracle), repo, issue, agent_dir=agent_dir)
+    return repo
+
+
+def test_line_range_views_alone_let_it_read_and_rewrite_a_long_file(tmp_path, agent_copy):
+    """The seed's view of big.py is cut in the middle; `view_range` shows the hidden lines, so the model has seen
+    every line and can rewrite the file whole, with no targeted edit."""
+    self_modify(tmp_path, agent_copy, "view_line_ranges")
+    assert own_tests(agent_copy).returncode == 0
+    repo = solve(tmp_path, agent_copy, LONG, LONG_FIXED, LONG_ISSUE)
     assert (repo / "big.py").read_text() == LONG_FIXED["big.py"]
+
+
+def test_keep_going_lets_it_finish_a_multi_file_fix(tmp_path, agent_copy):
+    self_modify(tmp_path, agent_copy, "keep_going")
+    assert own_tests(agent_copy).returncode == 0
+    repo = solve(tmp_path, agent_copy, MULTI, MULTI_FIXED, MULTI_ISSUE)
+    assert {name: (repo / name).read_text() for name in MULTI} == MULTI_FIXED
+
+
+def test_an_advertised_but_missing_command_gains_nothing(tmp_path, agent_copy):
+    """The model never reads the tool schemas: an editor whose schema lists `str_replace` and `view_range` but
+    which implements neither does no better than the seed on a long file."""
+    editor_py = agent_copy / "agent" / "editor.py"
+    source = editor_py.read_text().replace('"edit"]', '"edit", "str_replace"]')
+    source = source.replace('"file_text": {', '"view_range": {"type": "array"}, "old_str": {"type": "string"}, '
+                            '"new_str": {"type": "string"}, "file_text": {')
+    editor_py.write_text(source)
+    schema = json.dumps(subprocess.run([sys.executable, "-c", "from agent import tools; print(tools.openai_tools())"],
+                                       cwd=agent_copy, capture_output=True, text=True, check=True).stdout)
+    assert "str_replace" in schema and "view_range" in schema
+    repo = solve(tmp_path, agent_copy, LONG, LONG_FIXED, LONG_ISSUE)
+    assert git(repo, "diff") == ""
 
 
 def test_broken_refactor_makes_the_agents_own_tests_fail(tmp_path, agent_copy):

@@ -95,6 +95,9 @@ LONG_LINES = [f"def f{i}(x):\n    return x + {i}\n\n" for i in range(300)]
 LONG = {"big.py": "".join(LONG_LINES)}
 LONG_FIXED = {"big.py": LONG["big.py"].replace("return x + 150\n", "return x + 1500\n")}
 LONG_ISSUE = "f150 must add 1500, not 150."
+MEDIUM = {"table.py": "".join(f"ROW_{i} = {i}\n" for i in range(100))}  # 100 lines, ~2 KB as a numbered view
+MEDIUM_FIXED = {"table.py": MEDIUM["table.py"].replace("ROW_50 = 50\n", "ROW_50 = 500\n")}
+MEDIUM_ISSUE = "ROW_50 must be 500."
 MULTI = {"a.py": "A = 1\n", "b.py": "B = 1\n"}
 MULTI_FIXED = {"a.py": "A = 2\n", "b.py": "B = 2\n"}
 MULTI_ISSUE = "Both A and B must be 2."
@@ -105,7 +108,7 @@ def oracle(tmp_path):
     """Problem statement -> gold patch, like LocalBenchmark.find_by_problem_statement + gold_patch."""
     patches = {}
     for issue, base, fixed in [(SHORT_ISSUE, SHORT, SHORT_FIXED), (LONG_ISSUE, LONG, LONG_FIXED),
-                               (MULTI_ISSUE, MULTI, MULTI_FIXED)]:  # fmt: skip
+                               (MEDIUM_ISSUE, MEDIUM, MEDIUM_FIXED), (MULTI_ISSUE, MULTI, MULTI_FIXED)]:  # fmt: skip
         where = tmp_path / f"gold-{len(patches)}"
         where.mkdir()
         patches[issue] = gold_patch(base, fixed, where)
@@ -147,8 +150,11 @@ def test_tool_mode_resolves_a_short_file_task(tmp_path, oracle):
     trajectory = run_agent(tmp_path, ScriptedUpstream(oracle), repo, SHORT_ISSUE)
     assert trajectory["exit_status"] == "submitted"
     assert (repo / "calc.py").read_text() == SHORT_FIXED["calc.py"]
-    assert [s["tool"] for s in trajectory["steps"]] == ["bash", "editor", "editor", "bash"]
-    assert trajectory["usage"]["calls"] == 5 and trajectory["usage"]["prompt_tokens"] > 0
+    steps = [(s["tool"], json.loads(s["arguments"]).get("command")) for s in trajectory["steps"]]
+    # It tries a targeted edit first; the seed's editor has none, so it rewrites the file it saw whole.
+    assert steps[1:4] == [("editor", "view"), ("editor", "str_replace"), ("editor", "edit")]
+    assert trajectory["steps"][2]["observation"].startswith("Error: unknown editor command")
+    assert trajectory["usage"]["calls"] == 6 and trajectory["usage"]["prompt_tokens"] > 0
 
 
 def test_text_mode_resolves_the_same_task(tmp_path, oracle):
@@ -166,8 +172,29 @@ def test_model_without_tools_triggers_the_text_fallback(tmp_path, oracle):
     assert (repo / "calc.py").read_text() == SHORT_FIXED["calc.py"]
 
 
+def copy_of_seed(where: Path) -> Path:
+    shutil.copytree(SEED, where, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    return where
+
+
+def test_a_whole_file_rewrite_succeeds_exactly_when_the_view_was_complete(tmp_path, oracle):
+    """No line-count threshold: the 100-line file is shown whole, so the model can reproduce it; an agent whose
+    output limit cuts the same view makes the same model fail."""
+    repo = repo_for(tmp_path, MEDIUM)
+    run_agent(tmp_path, ScriptedUpstream(oracle), repo, MEDIUM_ISSUE)
+    assert (repo / "table.py").read_text() == MEDIUM_FIXED["table.py"]
+    stingy = copy_of_seed(tmp_path / "stingy")
+    limits_py = stingy / "agent" / "limits.py"
+    limits_py.write_text(limits_py.read_text().replace("MAX_OUTPUT_CHARS = 8000", "MAX_OUTPUT_CHARS = 1000"))
+    (tmp_path / "again").mkdir()
+    repo = repo_for(tmp_path / "again", MEDIUM)
+    run_agent(tmp_path / "again", ScriptedUpstream(oracle), repo, MEDIUM_ISSUE, agent_dir=stingy)
+    assert git(repo, "diff") == ""
+
+
 def test_seed_fails_long_and_multi_file_tasks(tmp_path, oracle):
-    """Seed competence: a long file cannot be rewritten faithfully; on a multi-file task the model stops early."""
+    """Seed competence: a long file's view is cut, so it cannot be rewritten whole; on a multi-file task the model
+    stops after the first file (a reply without a tool call), which ends the seed's run."""
     long_repo = repo_for(tmp_path, LONG)
     trajectory = run_agent(tmp_path, ScriptedUpstream(oracle), long_repo, LONG_ISSUE)
     assert trajectory["exit_status"] == "submitted"
@@ -194,8 +221,7 @@ def test_context_overflow_gives_a_structured_trajectory(tmp_path, oracle):
 
 
 def test_a_child_with_a_broken_editor_fails_the_task_for_real(tmp_path, oracle):
-    child = tmp_path / "child"
-    shutil.copytree(SEED, child, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    child = copy_of_seed(tmp_path / "child")
     editor_py = child / "agent" / "editor.py"
     editor_py.write_text(editor_py.read_text().replace("target.write_text(file_text)", "pass"))
     repo = repo_for(tmp_path, SHORT)

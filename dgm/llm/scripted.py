@@ -9,7 +9,7 @@ It answers OpenAI chat-completions requests (tool calls included) for three purp
   viewing the target files with the agent's editor, applying anchor-based edits to what it saw, and writing
   whole files back with the editor; then it runs the agent's tests and submits.
 - ``task``: solves a benchmark task from a gold-patch oracle, but only through the agent's tools, and with a
-  competence that depends on what those tools offer (see ``task_policy``).
+  competence that depends only on what those tools return (see ``scripted_catalogue/README.md``).
 
 It is stateless: each reply is computed by replaying the conversation (its own earlier actions and the
 observations the agent returned) through a policy written as a generator. Output depends only on the request
@@ -34,8 +34,9 @@ CATALOGUE_DIR = Path(__file__).parent / "scripted_catalogue"
 DIAGNOSIS_KEYS = ("log_summarization", "potential_improvements", "improvement_proposal",
                   "implementation_suggestion", "problem_description")  # fmt: skip
 FINGERPRINT = "scripted-test-double"
-SHORT_FILE_LINES = 80  # whole-file rewrites of files this long or longer come out garbled
+MAX_PAGES = 10  # line-range views of one file it asks for, at most
 NUMBERED_LINE = re.compile(r"^\s*(\d+)\t(.*)$")
+ERROR_LINE = re.compile(r"^\s*error\b", re.I | re.M)
 ITEM_LINE = re.compile(r"Catalogue item:\s*([A-Za-z_]\w*)")
 
 
@@ -121,33 +122,76 @@ def apply_edit(content: str, edit: dict) -> str:
 
 @dataclass
 class View:
-    lines: dict[int, str]  # line number -> text, only lines shown reliably
-    truncated: bool
+    """What the model knows of one file: the lines an editor view showed it reliably, and where the file ends."""
+
+    lines: dict[int, str] = field(default_factory=dict)
+    last: int | None = None  # the file's last line number, once an observation showed the end of the file
 
     @property
     def complete(self) -> bool:
-        return not self.truncated and set(self.lines) == set(range(1, len(self.lines) + 1))
+        return self.last is not None and all(n in self.lines for n in range(1, self.last + 1))
+
+    def add(self, observation: str, shows_end: bool = True) -> int:
+        """Learn from one view observation (`shows_end`: it was asked to run to the end of the file); returns how
+        many lines it showed that were not seen before."""
+        lines, cut_at_end = parse_numbered(observation)
+        new = len(set(lines) - set(self.lines))
+        self.lines.update(lines)
+        if shows_end and lines and not cut_at_end:
+            self.last = max(lines)
+        return new
+
+    def first_gap(self) -> list[int] | None:
+        """[first, last] of the first run of unseen lines ([first, -1] when the end is unknown); None if none."""
+        if not self.lines:
+            return None
+        end = self.last or max(self.lines)
+        missing = next((n for n in range(1, end + 1) if n not in self.lines), None)
+        if missing is None:
+            return None if self.last else [end + 1, -1]
+        return [missing, next(n for n in range(missing, end + 1) if n in self.lines) - 1]
+
+    def shows(self, text: str) -> bool:
+        """Did the model see `text` within one run of consecutive lines?"""
+        runs: list[list[str]] = []
+        for n in sorted(self.lines):
+            if not runs or n - 1 not in self.lines:
+                runs.append([])
+            runs[-1].append(self.lines[n])
+        return any(text in "\n".join(run) for run in runs)
 
     def text(self) -> str:
         return "".join(self.lines[n] + "\n" for n in sorted(self.lines))
 
 
-def parse_view(observation: str) -> View:
-    """Numbered lines (`cat -n` style) of an editor view; lines next to a truncation marker are distrusted."""
+def parse_numbered(observation: str) -> tuple[dict[int, str], bool]:
+    """Numbered lines (`cat -n` style) of a view, and whether it ends in a truncation marker. Lines next to a
+    marker are distrusted: a cut may fall inside them."""
     lines: dict[int, str] = {}
-    truncated, after_marker, last = False, False, None
+    after_marker, cut_at_end, last = False, False, None
     for raw in observation.splitlines():
         match = NUMBERED_LINE.match(raw)
         if not match:
             if "truncated" in raw.lower():
-                truncated, after_marker = True, True
-                lines.pop(last, None)  # the line before a cut may itself be cut
+                after_marker = cut_at_end = True
+                lines.pop(last, None)
             continue
         number = int(match.group(1))
         if not after_marker:
             lines[number] = match.group(2)
-        after_marker, last = False, number
-    return View(lines, truncated)
+        after_marker, cut_at_end, last = False, False, number
+    return lines, cut_at_end
+
+
+def parse_view(observation: str) -> View:
+    view = View()
+    view.add(observation)
+    return view
+
+
+def is_error(observation: str) -> bool:
+    """Did the tool report a failure? (In the text protocol the agent may put a header line before it.)"""
+    return bool(ERROR_LINE.search(observation))
 
 
 # ---------------------------------------------------------------- unified diffs (the task oracle's gold patch)
@@ -191,12 +235,6 @@ def parse_patch(patch: str) -> list[FilePatch]:
     return files
 
 
-def hunk_visible(hunk: Hunk, lines: dict[int, str]) -> bool:
-    """Did the model see the hunk's old text, contiguously, somewhere in the file?"""
-    starts = [hunk.old_start] + [n for n, text in lines.items() if hunk.old and text == hunk.old[0]]
-    return any(all(lines.get(s + k) == text for k, text in enumerate(hunk.old)) for s in starts)
-
-
 def apply_hunks(lines: list[str], hunks: list[Hunk]) -> list[str] | None:
     out, pos = [], 0
     for hunk in hunks:
@@ -209,38 +247,36 @@ def apply_hunks(lines: list[str], hunks: list[Hunk]) -> list[str] | None:
 
 
 # ---------------------------------------------------------------- policies
+#
+# The policies never read the tool schemas: what a tool offers shows only in what it returns. A `view` with a
+# `view_range` argument that the editor ignores returns the same cut view again; an editor command it lacks
+# returns an error. dgm/llm/scripted_catalogue/README.md sums up what makes a task succeed or fail.
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What the agent's tools offer, read from the tool schemas (or the text-protocol system prompt)."""
-
-    str_replace: bool
-    view_range: bool
-    submit: bool
-
-    @classmethod
-    def of(cls, request: dict) -> Capabilities:
-        messages = request.get("messages") or []
-        text = json.dumps(request.get("tools") or []) + "".join(
-            str(m.get("content") or "") for m in messages if m.get("role") == "system"
-        )
-        return cls("str_replace" in text, "view_range" in text, '"submit"' in text or "submit:" in text)
-
-
-def finish(caps: Capabilities, text: str) -> Action:
-    return Action("submit", {}, text) if caps.submit else say(text)
+def read_file(path: str) -> Generator[Action, str, View]:
+    """View a file with the editor. When the view was cut, ask for the unseen lines with `view_range`, for as
+    long as that shows new lines."""
+    view = View()
+    view.add((yield editor(f"Viewing {path}.", command="view", path=path)))
+    for _ in range(MAX_PAGES):
+        gap = view.first_gap()
+        if gap is None:
+            break
+        observation = yield editor(f"Viewing lines {gap[0]}..{gap[1]} of {path}, which I have not seen.",
+                                   command="view", path=path, view_range=gap)  # fmt: skip
+        if not view.add(observation, shows_end=gap[1] == -1):
+            break  # the editor showed nothing new: it cannot show line ranges
+    return view
 
 
-def task_policy(patch: str, caps: Capabilities) -> Policy:
-    """Solve a task from its gold patch, only through the agent's tools. Competence depends on the tools:
+def finish(text: str) -> Policy:
+    yield Action("submit", {}, text)
+    yield say(text)  # the call came back (no `submit` tool): a reply without a tool call ends the run
 
-    - a file is rewritten whole only if the model saw all of it; below SHORT_FILE_LINES lines the rewrite is
-      faithful, above it comes out garbled ("... rest of the file unchanged ...");
-    - with `str_replace` it edits hunk by hunk, but only hunks whose old text it saw; with `view_range` it
-      looks at hunks hidden by a truncated view;
-    - on multi-file patches it stops after the first file; it continues only if the agent nudges it.
-    """
+
+def task_policy(patch: str) -> Policy:
+    """Solve a task from its gold patch, only through the agent's tools. On a multi-file patch it stops after the
+    first file (a reply without a tool call) and goes on only if the agent answers that reply."""
     files = parse_patch(patch)
     yield bash("git status --short && ls", "Let me look at the repository.")
     for index, file in enumerate(files):
@@ -249,44 +285,36 @@ def task_policy(patch: str, caps: Capabilities) -> Policy:
         if file.created:
             yield editor(f"Creating {file.path}.", command="create", path=file.path,
                          file_text="".join(line + "\n" for line in file.hunks[0].new if file.hunks))  # fmt: skip
-            continue
-        if file.deleted:
+        elif file.deleted:
             yield bash(f"rm -f -- '{file.path}'", f"Removing {file.path}.")
-            continue
-        view = parse_view((yield editor(f"Viewing {file.path}.", command="view", path=file.path)))
-        hidden = [h for h in file.hunks if not hunk_visible(h, view.lines)]
-        for hunk in hidden if caps.view_range else []:
-            bounds = [max(1, hunk.old_start - 2), hunk.old_start + len(hunk.old) + 2]
-            observation = yield editor("Looking closer.", command="view", path=file.path, view_range=bounds)
-            view.lines.update(parse_view(observation).lines)
-        yield from edit_file(file, view, caps)
+        else:
+            yield from edit_file(file)
     yield bash("git diff --stat", "Checking my change.")
-    yield finish(caps, "I have resolved the issue.")
+    yield from finish("I have resolved the issue.")
 
 
-def edit_file(file: FilePatch, view: View, caps: Capabilities) -> Policy:
-    if caps.str_replace:
-        if not all(hunk_visible(h, view.lines) for h in file.hunks):
-            return  # it cannot replace text it never saw
-        for hunk in file.hunks:
+def edit_file(file: FilePatch) -> Policy:
+    """Targeted edits (`str_replace`) of hunks it saw; if the editor refuses them, a rewrite of the whole file,
+    which needs every line of it."""
+    view = yield from read_file(file.path)
+    olds = ["\n".join(hunk.old) for hunk in file.hunks]
+    if all(old and view.shows(old) for old in olds):
+        for hunk, old in zip(file.hunks, olds):
             observation = yield editor(f"Editing {file.path}.", command="str_replace", path=file.path,
-                                       old_str="\n".join(hunk.old), new_str="\n".join(hunk.new))  # fmt: skip
-            if observation.lstrip().lower().startswith("error"):
-                return
-        return
+                                       old_str=old, new_str="\n".join(hunk.new))  # fmt: skip
+            if is_error(observation):
+                break
+        else:
+            return
     if not view.complete:
-        return  # whole-file rewrite needs the whole file
-    lines = [view.lines[n] for n in sorted(view.lines)]
-    new = apply_hunks(lines, file.hunks)
-    if new is None:
-        return
-    if len(lines) >= SHORT_FILE_LINES:  # cannot reproduce a long file faithfully
-        new = new[:SHORT_FILE_LINES] + ["# ... (rest of the file unchanged) ..."]
-    yield editor(f"Rewriting {file.path}.", command="edit", path=file.path,
-                 file_text="".join(line + "\n" for line in new))  # fmt: skip
+        return  # it cannot reproduce lines it never saw
+    new = apply_hunks([view.lines[n] for n in sorted(view.lines)], file.hunks)
+    if new is not None:
+        yield editor(f"Rewriting {file.path}.", command="edit", path=file.path,
+                     file_text="".join(line + "\n" for line in new))  # fmt: skip
 
 
-def self_modify_policy(item: CatalogueItem | None, caps: Capabilities) -> Policy:
+def self_modify_policy(item: CatalogueItem | None) -> Policy:
     """Implement a catalogue item in the agent's own source, through the agent's own editor."""
     yield bash("find . -path ./.git -prune -o -type f -print | sort", "Let me look at my own code.")
     if item is None:
@@ -296,7 +324,7 @@ def self_modify_policy(item: CatalogueItem | None, caps: Capabilities) -> Policy
     for edit in item.edits:
         if "create" in edit:
             continue
-        view = parse_view((yield editor(f"Viewing {edit['path']}.", command="view", path=edit["path"])))
+        view = yield from read_file(edit["path"])
         if not view.complete:
             yield say(f"I could not read {edit['path']} in full, so I cannot edit it safely.")
             return
@@ -315,10 +343,10 @@ def self_modify_policy(item: CatalogueItem | None, caps: Capabilities) -> Policy
         if "create" in edit:
             yield editor(f"Creating {edit['path']}.", command="create", path=edit["path"], file_text=edit["create"])
     yield bash("python -m pytest -q tests 2>&1 | tail -n 5", "Running my own tests.")
-    yield finish(caps, f"Implemented {item.name}.")
+    yield from finish(f"Implemented {item.name}.")
 
 
-def idle_policy(caps: Capabilities) -> Policy:
+def idle_policy() -> Policy:
     yield bash("git status --short", "Let me look at the repository.")
     yield say("I could not find a fix for this issue.")
 
@@ -425,16 +453,15 @@ class ScriptedUpstream:
         return None
 
     def policy(self, request: dict, purpose: str) -> Policy:
-        caps = Capabilities.of(request)
         user_text = "\n".join(str(m.get("content") or "") for m in request["messages"] if m.get("role") == "user")
         if purpose == "self_modify":
             match = ITEM_LINE.search(user_text)
             item = next((i for i in self.catalogue if match and i.name == match.group(1)), None)
-            return self_modify_policy(item, caps)
+            return self_modify_policy(item)
         first_user = next(str(m.get("content") or "") for m in request["messages"] if m.get("role") == "user")
         inner = re.search(r"<problem_statement>\s*(.*?)\s*</problem_statement>", first_user, re.S)
         patch = (self.solutions(inner.group(1)) if inner else None) or self.solutions(first_user)
-        return task_policy(patch, caps) if patch else idle_policy(caps)
+        return task_policy(patch) if patch else idle_policy()
 
     # -- the wire format
 

@@ -1,12 +1,12 @@
-"""Budgets of one run: the task's limits, capped by the agent's own defaults."""
+"""Budgets of one run, from the task's `limits`; the defaults apply only to a limit the task leaves out."""
 
 from dataclasses import dataclass
 
-DEFAULT_MAX_STEPS = 12  # LLM calls per task (the agent's own cap; the task may ask for fewer)
-DEFAULT_MAX_SECONDS = 1800.0
-DEFAULT_MAX_COST_USD = 2.0
+DEFAULT_MAX_STEPS = 100  # LLM calls per task
+DEFAULT_MAX_SECONDS = 3600.0
+DEFAULT_MAX_COST_USD = 5.0
 BASH_TIMEOUT_S = 60.0  # per command
-MAX_OUTPUT_CHARS = 8000  # tool observations longer than this keep only their head and tail
+MAX_OUTPUT_CHARS = 8000  # longer tool outputs keep head + tail: each stays in the context for 100+ steps
 PRICE_PER_TOKEN = (3e-6, 15e-6)  # USD (input, output); used only when a response's usage has no cost
 
 
@@ -19,9 +19,9 @@ class Limits:
     @classmethod
     def from_task(cls, raw: dict | None) -> "Limits":
         raw = raw or {}
-        steps = min(int(raw.get("max_steps") or DEFAULT_MAX_STEPS), DEFAULT_MAX_STEPS)
-        return cls(steps, float(raw.get("max_seconds") or DEFAULT_MAX_SECONDS),
-                   float(raw.get("max_cost_usd") or DEFAULT_MAX_COST_USD))
+        return cls(int(raw.get("max_steps") or DEFAULT_MAX_STEPS),
+                   float(raw.get("max_seconds") or DEFAULT_MAX_SECONDS),
+                   float(raw.get("max_cost_usd") or DEFAULT_MAX_COST_USD))  # fmt: skip
 
 
 def cost_of(usage: dict) -> float:

@@ -90,9 +90,11 @@ def test_step_limit_stops_with_limits_exceeded(tmp_path):
     assert len(client.requests) == 3
 
 
-def test_agent_default_caps_a_larger_task_limit(tmp_path):
-    result, client, _ = run(tmp_path, [tool_reply("bash", {"command": "true"})] * 100, limits={"max_steps": 99})
-    assert len(client.requests) == loop.Limits.from_task({}).max_steps < 99
+def test_the_tasks_step_limit_applies_in_full(tmp_path):
+    """paper.yaml's 150 self-modification steps are 150 model calls: the agent adds no cap of its own."""
+    view = tool_reply("editor", {"command": "view", "path": "a.py"})
+    result, client, _ = run(tmp_path, [view] * 200, limits={"max_steps": 150})
+    assert result["exit_status"] == "limits_exceeded" and len(client.requests) == 150
 
 
 def test_cost_limit(tmp_path):
