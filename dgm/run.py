@@ -19,6 +19,7 @@ from rich.console import Console
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
+from dgm.concurrency import SandboxSlots
 from dgm.config import Config, ConfigError, load_config
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import SCRIPTED_BANNER
@@ -73,6 +74,7 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             llm_socket=gateway.socket_path,
             labels={"dgm.run": run_id},
             backend_options={"image": sandbox.docker_image} if sandbox.backend == "docker" else {},
+            slots=SandboxSlots(config.run.max_concurrency),
         )
         llm = LLMAccess(gateway, run_id)
         evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
