@@ -48,6 +48,18 @@ class Evaluation:
     def tasks_evaluated(self) -> int:
         return len({r.task_id for r in self.results})
 
+    @property
+    def paper_compiled(self) -> bool:
+        """The official code's "compiled" (its is_compiled_self_improve), counted over every evaluated stage
+        as it does: at least one graded non-empty patch (resolved + unresolved > 0), and at least as many
+        submitted task runs as stage 1 has. A run is submitted when the agent handed in a patch attempt
+        (resolved, unresolved, empty_patch), not when it crashed or timed out. When only stage 1 ran, this
+        is "every stage-1 task submitted"."""
+        outcomes = [r.outcome for r in self.results]
+        graded = outcomes.count("resolved") + outcomes.count("unresolved")
+        submitted = graded + outcomes.count("empty_patch")
+        return bool(self.stages) and graded > 0 and submitted >= self.stages[0].total
+
 
 def task_artifacts_dir(out_dir: Path, task_id: str, eval_index: int = 0) -> Path:
     """Where one evaluation of a task keeps its artifacts (repeated evaluations get a suffix)."""
@@ -99,17 +111,6 @@ class Evaluator:
     @property
     def full_size(self) -> int:
         return sum(len(t) for t in self.stage_tasks) * self.cfg.num_evals
-
-    def paper_compiled(self, evaluation: Evaluation) -> bool:
-        """The official code's "compiled" (its is_compiled_self_improve), counted over every evaluated stage
-        as it does: at least one graded non-empty patch (resolved + unresolved > 0), and at least as many
-        submitted task runs as stage 1 has. A run is submitted when the agent handed in a patch attempt
-        (resolved, unresolved, empty_patch), not when it crashed or timed out. When only stage 1 ran, this
-        is "every stage-1 task submitted"."""
-        outcomes = [r.outcome for r in evaluation.results]
-        graded = sum(o in ("resolved", "unresolved") for o in outcomes)
-        submitted = graded + outcomes.count("empty_patch")
-        return graded > 0 and submitted >= len(self.stage_tasks[0]) * self.cfg.num_evals
 
     # -- the staged procedure ---------------------------------------------------------------
     def may_enter(self, stage_index: int, so_far: StageScore, second_best: float | None) -> bool:

@@ -114,7 +114,7 @@ class DarwinGodelMachine:
         evaluation = self._initial_evaluation(agent, attempt_id, work)
         node = Node(node_id=INITIAL, parent_id=None, generation=0, attempt_id=attempt_id, status="evaluated",
                     compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
-                    stages=evaluation.stages, paper_compiled=self.ctx.evaluator.paper_compiled(evaluation))
+                    stages=evaluation.stages, paper_compiled=evaluation.paper_compiled)
         self.store.finish_attempt(node, evaluation.results, agent_dir=agent, artifacts_dir=work)
         self.store.events.append("initial_evaluated", stages=[s.__dict__ for s in evaluation.stages])
         self.ctx.report(f"initial agent: {self._score_text(node)}")
@@ -209,7 +209,7 @@ class DarwinGodelMachine:
         node.stages, node.score, node.tasks_evaluated = evaluation.stages, evaluation.score, evaluation.tasks_evaluated
         stage_one = [r for r in evaluation.results if r.stage == 1]
         node.compiled = any(_made_patch(work, r) for r in stage_one)
-        node.paper_compiled = self.ctx.evaluator.paper_compiled(evaluation)
+        node.paper_compiled = evaluation.paper_compiled
         node.status = "evaluated" if node.compiled else "not_compiled"
         if not node.compiled:
             node.error = "no non-empty patch on the first evaluation stage"
