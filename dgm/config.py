@@ -78,8 +78,9 @@ class AgentSection(Strict):
     task_limits: AgentLimits = AgentLimits()
     # The paper's 30 minutes for a self-modification (the official code's `timeout 1800`).
     self_modify_limits: AgentLimits = AgentLimits(max_steps=60, max_seconds=1800, max_cost_usd=10.0)
-    timeout_margin_s: float = Field(TIMEOUT_MARGIN_S, gt=0, description="how long the harness waits past an agent's own time "
-                                    "limit before killing it, so an agent out of time still hands in its patch")
+    timeout_margin_s: float = Field(TIMEOUT_MARGIN_S, gt=0, description="how long the harness waits past an "
+                                    "agent's own time limit before killing it, so an agent out of time still hands "
+                                    "in its patch")
     self_modify_timeout_s: float | None = Field(None, gt=0, description="harness timeout of a self-modification; "
                                                 "default: self_modify_limits.max_seconds + timeout_margin_s")
     own_tests_command: str = "python -m pytest -q -x tests"
