@@ -89,7 +89,12 @@ def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callab
     log = lambda task_id: render_trajectory(evidence.trajectory(task_id), cfg.max_log_chars)
     if entries.variant == "polyglot":
         kind = polyglot_prompt_kind(_outcome(entry, records), rng or random.Random(0), entries)
-        return _polyglot_prompt(kind, entry, evidence, problem_statement, test_patch, cfg)
+        if kind == "task":
+            return DiagnosisPrompt("diagnose_polyglot_task.md", code | _task_sections(entry, evidence, test_patch, cfg),
+                                   {"problem_statement": problem_statement(entry), "outcome": _outcome(entry, records)})
+        template = {"solve_stochasticity": "diagnose_polyglot_stochasticity.md",
+                    "solve_empty_patches": "diagnose_polyglot_empty_patch.md"}[kind]
+        return DiagnosisPrompt(template, code | {"trajectory": log(entry)})
     if entry == "solve_empty_patches":
         empty = [r.task_id for r in records if r.outcome == "empty_patch"]
         return DiagnosisPrompt("diagnose_empty_patches.md", code | {"trajectory": log(empty[0]) if empty else ""}, {
@@ -103,19 +108,6 @@ def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callab
         return DiagnosisPrompt("diagnose_contextlength.md", code | {"trajectory": log(overflowed[0]) if overflowed else ""})
     return DiagnosisPrompt("diagnose_task.md", code | _task_sections(entry, evidence, test_patch, cfg),
                            {"problem_statement": problem_statement(entry), "outcome": _outcome(entry, records)})
-
-
-def _polyglot_prompt(kind: str, task_id: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
-                     test_patch: Callable[[str], str | None], cfg: DiagnosisSection) -> DiagnosisPrompt:
-    code = {"agent_code": source_listing(evidence.agent_dir, cfg.max_code_chars)}
-    trajectory = {"trajectory": render_trajectory(evidence.trajectory(task_id), cfg.max_log_chars)}
-    if kind == "solve_stochasticity":
-        return DiagnosisPrompt("diagnose_polyglot_stochasticity.md", code | trajectory)
-    if kind == "solve_empty_patches":
-        return DiagnosisPrompt("diagnose_polyglot_empty_patch.md", code | trajectory)
-    return DiagnosisPrompt("diagnose_polyglot_task.md", code | _task_sections(task_id, evidence, test_patch, cfg),
-                           {"problem_statement": problem_statement(task_id),
-                            "outcome": _outcome(task_id, evidence.records)})
 
 
 def _outcome(task_id: str, records: list[TaskRecord]) -> str:
