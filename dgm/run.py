@@ -35,6 +35,9 @@ from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
 
 RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
+# Runs saved before the harness had to outlast the agent may hold a timeout equal to the agent's limit;
+# raising it is the one other change a resume accepts (it only lets such agents hand in their patch).
+RESUMABLE_TIMEOUTS = ("evaluation.task_timeout_s=", "agent.self_modify_timeout_s=")
 
 console = Console(highlight=False)
 
@@ -94,7 +97,7 @@ def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]
 
 
 def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, str]:
-    bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS)]
+    bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS + RESUMABLE_TIMEOUTS)]
     if bad:
         raise ConfigError(f"--resume keeps the run's saved config; only {', '.join(RESUMABLE_KEYS)}* may be "
                           f"changed (got {', '.join(bad)})")

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dgm.agent_run import SandboxPolicy
 from dgm.config import Config, ConfigError, Stage, load_config
@@ -86,3 +87,19 @@ def test_a_self_modification_out_of_time_still_yields_its_patch(tmp_path, backen
                          limits=config.agent.self_modify_limits, timeout=config.agent.self_modify_timeout_s)
     assert not change.run.result.timed_out and change.run.exit_status == "limits_exceeded"
     assert "the agent's last edit" in change.patch
+
+
+def test_a_run_saved_with_the_old_equal_timeout_resumes_once_the_timeout_is_raised(tmp_path):
+    from dgm.run import resume_run
+    from dgm.store import RunStore
+
+    config = Config(run={"seed": 0})
+    saved = config.model_dump(mode="json")
+    saved["evaluation"]["task_timeout_s"] = saved["agent"]["task_limits"]["max_seconds"]  # as main used to save
+    RunStore.create(tmp_path / "run", "old", yaml.safe_dump(saved), scripted=True).close()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match=r"evaluation\.task_timeout_s \(600\) must exceed"):
+        resume_run(tmp_path / "run", [])
+    resumed, store, _ = resume_run(tmp_path / "run", ["evaluation.task_timeout_s=900"])
+    assert resumed.evaluation.task_timeout_s == 900
+    store.close()
