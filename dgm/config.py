@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest")
+TIMEOUT_MARGIN_S = 300.0  # covers an agent's last step past its own limit: one LLM call and a tool run
 
 
 class ConfigError(ValueError):
@@ -30,6 +31,8 @@ class RunSection(Strict):
     seed: int | None = None  # None: drawn at start and saved in the resolved config
     archive_dir: Path = Path("archive")
     workers: int = Field(2, ge=1, description="parallel attempts within a generation")
+    max_concurrency: int = Field(10, ge=1, description="sandboxes running at once, run-wide (attempts x task workers "
+                                 "share it); the official code ran 2 attempts x 5 task workers")
 
 
 class LoopSection(Strict):
@@ -57,9 +60,11 @@ class EntriesSection(Strict):
 
 class DiagnosisSection(Strict):
     max_attempts: int = Field(4, ge=1)
-    include_test_patch: bool = Field(False, description="the paper showed the hidden test patch; off by default")
-    max_log_chars: int = Field(30_000, ge=1000)
-    max_code_chars: int = Field(60_000, ge=1000)
+    include_test_patch: bool = Field(False, description="show the diagnosis the hidden tests (their patch, names, "
+                                     "results and tracebacks), as the paper did; off: it sees none of them")
+    max_log_chars: int = Field(250_000, ge=1000, description="per log in the prompt (the official limit)")
+    max_code_chars: int | None = Field(None, ge=1000, description="the agent's code in the prompt; None: all of "
+                                       "it (the official code does not cut it)")
 
 
 class AgentLimits(Strict):
@@ -71,9 +76,20 @@ class AgentLimits(Strict):
 class AgentSection(Strict):
     initial: Path = Path("agents/initial")
     task_limits: AgentLimits = AgentLimits()
+    # The paper's 30 minutes for a self-modification (the official code's `timeout 1800`).
     self_modify_limits: AgentLimits = AgentLimits(max_steps=60, max_seconds=1800, max_cost_usd=10.0)
+    timeout_margin_s: float = Field(TIMEOUT_MARGIN_S, gt=0, description="how long the harness waits past an "
+                                    "agent's own time limit before killing it, so an agent out of time still hands "
+                                    "in its patch")
+    self_modify_timeout_s: float | None = Field(None, gt=0, description="harness timeout of a self-modification; "
+                                                "default: self_modify_limits.max_seconds + timeout_margin_s")
     own_tests_command: str = "python -m pytest -q -x tests"
     own_tests_timeout_s: float = Field(300, gt=0)
+
+
+def harness_timeout(explicit: float | None, limits: AgentLimits, margin: float = TIMEOUT_MARGIN_S) -> float:
+    """The sandbox's kill time for an agent run: the configured one, or the agent's own limit plus a margin."""
+    return explicit if explicit is not None else limits.max_seconds + margin
 
 
 class Stage(Strict):
@@ -86,9 +102,12 @@ class EvaluationSection(Strict):
     benchmark: str = "local"
     benchmark_options: dict[str, Any] = {}
     stages: list[Stage] = [Stage(tasks="small")]
-    task_timeout_s: float = Field(600, gt=0)
+    task_timeout_s: float | None = Field(None, gt=0, description="harness timeout of one task run; default: "
+                                         "agent.task_limits.max_seconds + agent.timeout_margin_s")
     grade_timeout_s: float = Field(300, gt=0)
     num_evals: int = Field(1, ge=1, description="repeated evaluations of each task")
+    workers: int = Field(5, ge=1, description="tasks of one agent evaluated in parallel (the official code: 5 on "
+                         "SWE-bench, up to 50 on Polyglot), within run.max_concurrency")
     initial_results: Path | None = Field(None, description="cached evaluation of the initial agent (JSON)")
 
 
@@ -156,6 +175,23 @@ class Config(Strict):
     admission: AdmissionSection = AdmissionSection()
     sandbox: SandboxSection = SandboxSection()
     llm: LLMSection = LLMSection()
+
+    @model_validator(mode="after")
+    def _harness_outlasts_the_agent(self) -> "Config":
+        """An agent that runs out of time must still be able to stop and hand in its patch."""
+        agent = self.agent
+        pairs = (("evaluation.task_timeout_s", "agent.task_limits.max_seconds", self.evaluation, "task_timeout_s",
+                  agent.task_limits.max_seconds),
+                 ("agent.self_modify_timeout_s", "agent.self_modify_limits.max_seconds", agent, "self_modify_timeout_s",
+                  agent.self_modify_limits.max_seconds))
+        for key, limit_key, section, field, limit in pairs:
+            timeout = getattr(section, field)
+            if timeout is None:  # resolved here, so the run's saved config shows the value used
+                setattr(section, field, limit + agent.timeout_margin_s)
+            elif timeout <= limit:
+                raise ValueError(f"{key} ({timeout:g}) must exceed {limit_key} ({limit:g}), or an agent that "
+                                 f"runs out of time is killed before it hands in its patch")
+        return self
 
     @property
     def uses_scripted_model(self) -> bool:

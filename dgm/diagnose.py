@@ -1,16 +1,28 @@
 """Step 3 of a generation: a diagnosis model reads the parent's code and evidence and proposes one
-improvement, as JSON with exactly five keys. Unparsable answers are retried (up to 4 calls)."""
+improvement, as JSON with exactly five keys. Unparsable answers are retried (up to 4 calls).
+
+Two modes (`diagnosis.include_test_patch`):
+- off (default): the diagnosis is blind to the hidden tests. It sees the agent's code, the task, the
+  agent's log and patch, and the outcome (resolved / unresolved / ...), but no hidden test patch, no
+  hidden test names (the grading report's FAIL_TO_PASS / PASS_TO_PASS lists) and no grading log (the
+  hidden tests' output and tracebacks).
+- on (the paper's setting): it also sees the hidden test patch, the grading report and the grading log.
+
+Sizes follow the official code: each log up to `max_log_chars` (250,000 characters), the agent's code
+whole unless `max_code_chars` is set.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dgm.config import DiagnosisSection
-from dgm.entries import TaskRecord
+from dgm.config import DiagnosisSection, EntriesSection
+from dgm.entries import TaskRecord, polyglot_prompt_kind
 from dgm.prompts import render
 from dgm.textutil import head_tail, read_json, render_trajectory, source_listing
 
@@ -49,33 +61,74 @@ class ParentEvidence:
         return path.read_text(errors="replace") if path.is_file() else ""
 
 
+@dataclass
+class DiagnosisPrompt:
+    """A diagnosis prompt before rendering: a template and its named parts.
+
+    `sections` hold the large evidence (agent_code, trajectory, model_patch, test_results, test_patch),
+    each already within its configured limit; `values` hold small facts (counts, the outcome). A caller
+    that must fit the prompt into a small context window trims sections (logs first), then renders.
+    """
+
+    template: str
+    sections: dict[str, str | None]
+    values: dict[str, object] = field(default_factory=dict)
+
+    def render(self) -> str:
+        return render(self.template, **self.values, **self.sections)
+
+
 def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
-                 test_patch: Callable[[str], str | None], cfg: DiagnosisSection) -> str:
-    code = source_listing(evidence.agent_dir, cfg.max_code_chars)
+                 test_patch: Callable[[str], str | None], cfg: DiagnosisSection, *,
+                 entries: EntriesSection = EntriesSection(), rng: random.Random | None = None) -> DiagnosisPrompt:
+    """The prompt for one entry. Hidden-test evidence (the test patch, the grading report with the hidden
+    tests' names, the grading log with their tracebacks) is included only if `cfg.include_test_patch`.
+    With `entries.variant == "polyglot"` the official code's Polyglot prompts are used; `rng` picks which."""
+    code = {"agent_code": source_listing(evidence.agent_dir, cfg.max_code_chars)}
     records = evidence.records
     log = lambda task_id: render_trajectory(evidence.trajectory(task_id), cfg.max_log_chars)
+    if entries.variant == "polyglot":
+        kind = polyglot_prompt_kind(_outcome(entry, records), rng or random.Random(0), entries)
+        if kind == "task":
+            return DiagnosisPrompt("diagnose_polyglot_task.md", code | _task_sections(entry, evidence, test_patch, cfg),
+                                   {"problem_statement": problem_statement(entry), "outcome": _outcome(entry, records)})
+        template = {"solve_stochasticity": "diagnose_polyglot_stochasticity.md",
+                    "solve_empty_patches": "diagnose_polyglot_empty_patch.md"}[kind]
+        return DiagnosisPrompt(template, code | {"trajectory": log(entry)})
     if entry == "solve_empty_patches":
         empty = [r.task_id for r in records if r.outcome == "empty_patch"]
-        return render(
-            "diagnose_empty_patches.md", agent_code=code, empty_count=len(empty), total_count=len(records),
-            empty_percent=round(100 * len(empty) / len(records)), empty_ids=", ".join(empty),
-            trajectory=log(empty[0]) if empty else "",
-        )
+        return DiagnosisPrompt("diagnose_empty_patches.md", code | {"trajectory": log(empty[0]) if empty else ""}, {
+            "empty_count": len(empty), "total_count": len(records),
+            "empty_percent": round(100 * len(empty) / len(records)), "empty_ids": ", ".join(empty)})
     if entry == "solve_stochasticity":
         resolved = sum(r.outcome == "resolved" for r in records)
-        return render("diagnose_stochasticity.md", agent_code=code, resolved_count=resolved, total_count=len(records))
+        return DiagnosisPrompt("diagnose_stochasticity.md", code, {"resolved_count": resolved, "total_count": len(records)})
     if entry == "solve_contextlength":
         overflowed = [r.task_id for r in records if r.exit_status == "context_overflow" or r.overflow_streak]
-        return render("diagnose_contextlength.md", agent_code=code, trajectory=log(overflowed[0]) if overflowed else "")
-    outcome = next((r.outcome for r in records if r.task_id == entry), "unknown")
-    report = evidence.text(entry, "report.json")
-    test_output = head_tail(evidence.text(entry, "test_output.txt"), cfg.max_log_chars // 3)
-    return render(
-        "diagnose_task.md", agent_code=code, problem_statement=problem_statement(entry), trajectory=log(entry),
-        model_patch=head_tail(evidence.text(entry, "model_patch.diff"), cfg.max_log_chars // 3),
-        outcome=outcome, test_results=f"{report}\n{test_output}".strip() or "(no test output)",
-        test_patch=test_patch(entry) if cfg.include_test_patch else None,
-    )
+        return DiagnosisPrompt("diagnose_contextlength.md", code | {"trajectory": log(overflowed[0]) if overflowed else ""})
+    return DiagnosisPrompt("diagnose_task.md", code | _task_sections(entry, evidence, test_patch, cfg),
+                           {"problem_statement": problem_statement(entry), "outcome": _outcome(entry, records)})
+
+
+def _outcome(task_id: str, records: list[TaskRecord]) -> str:
+    return next((r.outcome for r in records if r.task_id == task_id), "unknown")
+
+
+def _task_sections(task_id: str, evidence: ParentEvidence, test_patch: Callable[[str], str | None],
+                   cfg: DiagnosisSection) -> dict[str, str | None]:
+    """The task's log and patch; its hidden tests and their results only in the paper's mode."""
+    sections = {
+        "trajectory": render_trajectory(evidence.trajectory(task_id), cfg.max_log_chars),
+        "model_patch": head_tail(evidence.text(task_id, "model_patch.diff"), cfg.max_log_chars),
+        "test_results": None,
+        "test_patch": None,
+    }
+    if cfg.include_test_patch:
+        report = evidence.text(task_id, "report.json")
+        test_output = head_tail(evidence.text(task_id, "test_output.txt"), cfg.max_log_chars)
+        sections["test_results"] = f"{report}\n{test_output}".strip() or "(no test output)"
+        sections["test_patch"] = test_patch(task_id)
+    return sections
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)

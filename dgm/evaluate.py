@@ -8,6 +8,11 @@ nodes there is no second-best score and only the 40% rule applies.
 
 Crashes and timeouts count as failures, so every denominator is the number of tasks attempted.
 
+A stage's tasks run in parallel (`evaluation.workers`, as the official code's 5 to 50 task workers);
+each task holds one of the run's sandbox slots (`run.max_concurrency`) while its agent runs and its
+patch is graded. Results are returned in evaluation order: stage by stage, in the stage's task order
+(the order the tasks were started, not the order they finished).
+
 Where the agent runs: on a host copy of the task's repository (`run_agent`), unless the benchmark
 offers an in-image workspace for the task (SWE-bench: its image, /testbed), then inside that
 image (`run_agent_in_image`, docker backend only; checked when the evaluator is built).
@@ -23,7 +28,7 @@ from pathlib import Path
 
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
-from dgm.config import AgentLimits, EvaluationSection
+from dgm.config import AgentLimits, EvaluationSection, harness_timeout
 from dgm.llm_access import LLMAccess
 from dgm.store.records import StageScore, TaskResult
 
@@ -42,6 +47,18 @@ class Evaluation:
     @property
     def tasks_evaluated(self) -> int:
         return len({r.task_id for r in self.results})
+
+    @property
+    def paper_compiled(self) -> bool:
+        """The official code's "compiled" (its is_compiled_self_improve), counted over every evaluated stage
+        as it does: at least one graded non-empty patch (resolved + unresolved > 0), and at least as many
+        submitted task runs as stage 1 has. A run is submitted when the agent handed in a patch attempt
+        (resolved, unresolved, empty_patch), not when it crashed or timed out. When only stage 1 ran, this
+        is "every stage-1 task submitted"."""
+        outcomes = [r.outcome for r in self.results]
+        graded = outcomes.count("resolved") + outcomes.count("unresolved")
+        submitted = graded + outcomes.count("empty_patch")
+        return bool(self.stages) and graded > 0 and submitted >= self.stages[0].total
 
 
 def task_artifacts_dir(out_dir: Path, task_id: str, eval_index: int = 0) -> Path:
@@ -76,6 +93,8 @@ class Evaluator:
         self.llm = llm
         self.cfg = cfg
         self.limits = limits
+        # Longer than the agent's own time limit, so an agent that runs out of time still hands in its patch.
+        self.task_timeout_s = harness_timeout(cfg.task_timeout_s, limits) if limits else cfg.task_timeout_s
         self.stage_tasks = resolve_stages(benchmark, cfg)
         self._check_backend()
 
@@ -101,7 +120,9 @@ class Evaluator:
         return not (stage.require_second_best and second_best is not None and so_far.score < second_best)
 
     def evaluate(self, agent_dir: Path, node_id: str, attempt_id: str, out_dir: Path, *,
-                 second_best: float | None = None, all_stages: bool = False, workers: int = 1) -> Evaluation:
+                 second_best: float | None = None, all_stages: bool = False, workers: int | None = None) -> Evaluation:
+        """`workers`: tasks in parallel (default `evaluation.workers`)."""
+        workers = workers or self.cfg.workers
         stages: list[StageScore] = []
         results: list[TaskResult] = []
         for index, task_ids in enumerate(self.stage_tasks):
@@ -122,6 +143,11 @@ class Evaluator:
     # -- one task ----------------------------------------------------------------------------
     def run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
                  eval_index: int = 0) -> TaskResult:
+        with self.policy.slots.slot():
+            return self._run_task(agent_dir, task_id, stage, node_id, attempt_id, out_dir, eval_index)
+
+    def _run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
+                  eval_index: int) -> TaskResult:
         task_dir = task_artifacts_dir(out_dir, task_id, eval_index)
         started = time.monotonic()
         workspace = task_dir / "_workspace"
@@ -140,11 +166,11 @@ class Evaluator:
             with self.llm.agent_env(context) as env:
                 if in_image is None:
                     run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
-                                    out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
+                                    out_dir=task_dir, llm_env=env, timeout=self.task_timeout_s,
                                     toolchains=getattr(self.benchmark, "toolchains", []))
                 else:
                     run = run_agent_in_image(policy=self.policy, agent_dir=agent_dir, workspace=in_image, task=task,
-                                             out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
+                                             out_dir=task_dir, llm_env=env, timeout=self.task_timeout_s,
                                              benchmark=self.benchmark.name)
             (task_dir / "model_patch.diff").write_text(run.patch)
             outcome = self._outcome(task_id, run, task_dir)

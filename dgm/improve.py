@@ -36,7 +36,8 @@ class SelfModification:
 
 
 def self_modify(*, policy: SandboxPolicy, llm_env: dict[str, str], modifier_dir: Path, target_dir: Path,
-                statement: str, limits: AgentLimits, out_dir: Path) -> SelfModification:
+                statement: str, limits: AgentLimits, timeout: float, out_dir: Path) -> SelfModification:
+    """`timeout`: the harness's, beyond the agent's own `limits.max_seconds` (config checks it is longer)."""
     task = {
         "instance_id": "self_modify",
         "problem_statement": statement,
@@ -47,8 +48,9 @@ def self_modify(*, policy: SandboxPolicy, llm_env: dict[str, str], modifier_dir:
         repo = Path(tmp) / "repo"
         shutil.copytree(target_dir, repo, symlinks=True)
         make_git_repo(repo, "agent source")
-        run = run_agent(policy=policy, agent_dir=modifier_dir, repo_dir=repo, task=task, out_dir=out_dir,
-                        llm_env=llm_env, timeout=limits.max_seconds + 60)
+        with policy.slots.slot():
+            run = run_agent(policy=policy, agent_dir=modifier_dir, repo_dir=repo, task=task, out_dir=out_dir,
+                            llm_env=llm_env, timeout=timeout)
     return SelfModification(run.patch, run)
 
 

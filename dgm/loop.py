@@ -8,8 +8,12 @@
             diagnosis <- diagnose(parent code, parent logs, entry) (diagnose.py)
             child     <- parent rewrites a copy of itself          (improve.py)
             compiled  <- child's own tests pass                    (agent_run.py)
-            scores    <- staged benchmark evaluation of the child  (evaluate.py)
+            scores    <- staged benchmark evaluation of the child  (evaluate.py, tasks in parallel)
             admit child if compiled (keep_all) or good enough (keep_better)
+
+Beside our `compiled`, every evaluated node records the official code's rule (`paper_compiled`:
+resolved + unresolved > 0 and as many submitted task runs as stage 1 has) so the paper's counts of
+compiled children can be compared with ours.
 
 Every attempt is one (generation, slot) with the idempotency key "generation:slot". Its random
 choices come from an RNG seeded by (run seed, generation, slot), and selection from one seeded by
@@ -110,7 +114,7 @@ class DarwinGodelMachine:
         evaluation = self._initial_evaluation(agent, attempt_id, work)
         node = Node(node_id=INITIAL, parent_id=None, generation=0, attempt_id=attempt_id, status="evaluated",
                     compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
-                    stages=evaluation.stages)
+                    stages=evaluation.stages, paper_compiled=evaluation.paper_compiled)
         self.store.finish_attempt(node, evaluation.results, agent_dir=agent, artifacts_dir=work)
         self.store.events.append("initial_evaluated", stages=[s.__dict__ for s in evaluation.stages])
         self.ctx.report(f"initial agent: {self._score_text(node)}")
@@ -148,6 +152,7 @@ class DarwinGodelMachine:
             child_dir, results = self._attempt(node, work)
         except Exception as exc:  # a bad child never crashes the run
             node.status, node.error = "failed", f"{type(exc).__name__}: {exc}"
+            node.paper_compiled = False  # the official code has no evaluation of such a child either
             (work / "error.txt").write_text(traceback.format_exc())
         self.store.finish_attempt(node, results, agent_dir=child_dir, artifacts_dir=work)
         self.store.events.append("node", node=node_id, parent=parent_id, status=node.status, entry=node.entry,
@@ -165,7 +170,7 @@ class DarwinGodelMachine:
                                  outcomes={r.task_id: r.outcome for r in evidence.records},
                                  ran_out_of_context_twice=ran_out_of_context_twice(evidence.records))
 
-        diagnosis = self._diagnose(node, evidence, work)
+        diagnosis = self._diagnose(node, evidence, work, rng)
         statement = problem_statement(parent_dir, diagnosis)
         (work / "problem_statement.md").write_text(statement)
 
@@ -173,12 +178,14 @@ class DarwinGodelMachine:
         with self.ctx.llm.agent_env(self.ctx.llm.context(node.node_id, node.attempt_id, "self_modify")) as env:
             change = self_modify(policy=self.ctx.policy, llm_env=env, modifier_dir=modifier_dir,
                                  target_dir=parent_dir, statement=statement,
-                                 limits=self.cfg.agent.self_modify_limits, out_dir=work / "self_modify")
+                                 limits=self.cfg.agent.self_modify_limits,
+                                 timeout=self.cfg.agent.self_modify_timeout_s, out_dir=work / "self_modify")
         (work / "patch.diff").write_text(change.patch)
         self.store.events.append("self_modify", node=node.node_id, exit_status=change.run.exit_status,
                                  **patch_stats(change.patch))
         if not change.patch.strip():
             node.status, node.error = "no_patch", f"self-modification produced no change ({change.run.exit_status})"
+            node.paper_compiled = False
             return None, []
 
         child_dest = self.store.run_dir / "checkouts" / f"child-{node.node_id}"
@@ -190,7 +197,7 @@ class DarwinGodelMachine:
         if tests.exit_code != 0:
             node.status = "not_compiled"
             node.error = "own tests timed out" if tests.timed_out else f"own tests failed (exit {tests.exit_code})"
-            return child_dir, []
+            return child_dir, []  # not evaluated, so the paper's rule cannot be applied: paper_compiled stays None
 
         evaluation = self.ctx.evaluator.evaluate(child_dir, node.node_id, node.attempt_id, work,
                                                  second_best=self._second_best_full_score())
@@ -202,6 +209,7 @@ class DarwinGodelMachine:
         node.stages, node.score, node.tasks_evaluated = evaluation.stages, evaluation.score, evaluation.tasks_evaluated
         stage_one = [r for r in evaluation.results if r.stage == 1]
         node.compiled = any(_made_patch(work, r) for r in stage_one)
+        node.paper_compiled = evaluation.paper_compiled
         node.status = "evaluated" if node.compiled else "not_compiled"
         if not node.compiled:
             node.error = "no non-empty patch on the first evaluation stage"
@@ -212,25 +220,28 @@ class DarwinGodelMachine:
             # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
             node.admitted = node.compiled and (node.score or 0.0) >= initial - self.cfg.admission.leeway - 1e-9
         self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
-                                 compiled=node.compiled, score=node.score, admitted=node.admitted)
+                                 compiled=node.compiled, paper_compiled=node.paper_compiled, score=node.score,
+                                 admitted=node.admitted)
 
     # -- helpers -------------------------------------------------------------------------------
     def _initial_evaluation(self, agent: Path, attempt_id: str, work: Path) -> Evaluation:
         cached = self.cfg.evaluation.initial_results
         if cached is not None:
             return load_cached_evaluation(cached, self.ctx.evaluator.stage_tasks)
-        return self.ctx.evaluator.evaluate(agent, INITIAL, attempt_id, work, all_stages=True,
-                                           workers=self.cfg.run.workers)
+        return self.ctx.evaluator.evaluate(agent, INITIAL, attempt_id, work, all_stages=True)
 
-    def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path) -> dict:
-        prompt = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis)
+    def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path, rng: random.Random) -> dict:
+        parts = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis,
+                             entries=self.cfg.entries, rng=rng)
+        prompt = parts.render()
         (work / "diagnosis_prompt.md").write_text(prompt)
         chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
         diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)
         crash_point("diagnosis", node.attempt_id)  # the model has answered (and was metered), nothing saved
         (work / "diagnosis.json").write_text(json.dumps(diagnosis, indent=2))
         (work / "diagnosis_answers.json").write_text(json.dumps(answers, indent=1))
-        self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, answers=len(answers),
+        self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, prompt=parts.template,
+                                 answers=len(answers),
                                  proposal=diagnosis["improvement_proposal"][:300])
         return diagnosis
 
@@ -242,6 +253,7 @@ class DarwinGodelMachine:
         return getter(task_id) if getter else None
 
     def _evidence(self, parent_id: str, parent_dir: Path) -> ParentEvidence:
+        """The parent's evaluated tasks, in evaluation order, with their trajectories' overflow streaks."""
         node_dir = self.store.node_dir(parent_id)
         records = []
         for r in self.store.task_results(parent_id):

@@ -19,6 +19,7 @@ from rich.console import Console
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
+from dgm.concurrency import SandboxSlots
 from dgm.config import Config, ConfigError, load_config
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import SCRIPTED_BANNER
@@ -34,6 +35,9 @@ from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
 
 RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
+# Runs saved before the harness had to outlast the agent may hold a timeout equal to the agent's limit;
+# raising it is the one other change a resume accepts (it only lets such agents hand in their patch).
+RESUMABLE_TIMEOUTS = ("evaluation.task_timeout_s=", "agent.self_modify_timeout_s=")
 
 console = Console(highlight=False)
 
@@ -73,6 +77,7 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             llm_socket=gateway.socket_path,
             labels={"dgm.run": run_id},
             backend_options={"image": sandbox.docker_image} if sandbox.backend == "docker" else {},
+            slots=SandboxSlots(config.run.max_concurrency),
         )
         llm = LLMAccess(gateway, run_id)
         evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
@@ -92,7 +97,7 @@ def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]
 
 
 def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, str]:
-    bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS)]
+    bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS + RESUMABLE_TIMEOUTS)]
     if bad:
         raise ConfigError(f"--resume keeps the run's saved config; only {', '.join(RESUMABLE_KEYS)}* may be "
                           f"changed (got {', '.join(bad)})")

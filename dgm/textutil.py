@@ -17,8 +17,8 @@ def head_tail(text: str, limit: int, marker: str = "\n... [{n} characters omitte
     return text[:half] + marker.format(n=len(text) - 2 * half) + text[-half:]
 
 
-def source_listing(root: Path, limit: int) -> str:
-    """All text files of a directory as `=== path ===` sections, bounded in size."""
+def source_listing(root: Path, limit: int | None) -> str:
+    """All text files of a directory as `=== path ===` sections, bounded in size (None: whole)."""
     parts = []
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.is_symlink() or SKIP_DIRS & set(path.relative_to(root).parts):
@@ -29,7 +29,8 @@ def source_listing(root: Path, limit: int) -> str:
             parts.append(f"=== {path.relative_to(root)} ===\n{path.read_text()}")
         except UnicodeDecodeError:
             continue
-    return head_tail("\n".join(parts), limit)
+    listing = "\n".join(parts)
+    return listing if limit is None else head_tail(listing, limit)
 
 
 def read_json(path: Path) -> dict | None:

@@ -23,7 +23,8 @@ def _agent(tmp_path: Path, main_body: str) -> Path:
 def evaluate_with(tmp_path):
     def run(agent_dir: Path, timeout: float = 60):
         config = Config(run={"seed": 0, "archive_dir": tmp_path / "archive", "name": "bad"},
-                        evaluation={"stages": [Stage(tasks="small")], "task_timeout_s": timeout})
+                        evaluation={"stages": [Stage(tasks="small")], "task_timeout_s": timeout},
+                        agent={"task_limits": {"max_seconds": timeout / 2}})  # the harness outlasts the agent
         store, run_id = new_run(config)
         with runtime(config, store, run_id) as ctx:
             task = ctx.evaluator.stage_tasks[0][0]

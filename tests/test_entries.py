@@ -90,3 +90,49 @@ def test_same_seed_same_entry_sequence():
 def test_no_records_is_an_error():
     with pytest.raises(ValueError, match="no evaluated tasks"):
         choose_entry([], random.Random(0), RULES)
+
+
+def test_a_random_task_entry_is_an_unresolved_task_only():
+    """As the official code: empty patches have their own entry; errors and timeouts are never drawn."""
+    recs = [TaskRecord("r", "resolved"), TaskRecord("u1", "unresolved"), TaskRecord("u2", "unresolved"),
+            TaskRecord("e", "empty_patch"), TaskRecord("x", "error"), TaskRecord("t", "timeout")]
+    picks = {choose_entry(recs, random.Random(s), RULES) for s in range(400)}
+    assert picks - set(SPECIALS) == {"u1", "u2"}
+    only_errors = [TaskRecord("r", "resolved"), TaskRecord("x", "error"), TaskRecord("t", "timeout")]
+    assert {choose_entry(only_errors, random.Random(s), RULES) for s in range(100)} == {"solve_stochasticity"}
+
+
+def test_polyglot_draws_unresolved_or_empty_tasks_and_falls_back_to_any():
+    rules = EntriesSection(variant="polyglot")
+    recs = [TaskRecord("r", "resolved"), TaskRecord("u", "unresolved"), TaskRecord("e", "empty_patch"),
+            TaskRecord("x", "error"), TaskRecord("t", "timeout")]
+    assert {choose_entry(recs, random.Random(s), rules) for s in range(200)} == {"u", "e"}
+    solved = [TaskRecord("r1", "resolved"), TaskRecord("r2", "resolved")]
+    assert {choose_entry(solved, random.Random(s), rules) for s in range(100)} == {"r1", "r2"}
+
+
+SPECIALS = ("solve_empty_patches", "solve_stochasticity", "solve_contextlength")
+
+
+def test_running_out_of_context_twice_follows_evaluation_order(tmp_path):
+    """Two overflowing tasks adjacent by id but not in evaluation order do not count, and the reverse does."""
+    from dgm.config import Config
+    from dgm.loop import DarwinGodelMachine, RunContext
+    from dgm.store import Node, RunStore, TaskResult
+
+    store = RunStore.create(tmp_path / "run", "r", "{}", scripted=True)
+    machine = DarwinGodelMachine(RunContext(config=Config(run={"seed": 0}), store=store, benchmark=None,
+                                            evaluator=None, policy=None, llm=None, initial_agent=tmp_path))
+
+    def publish(node_id, order):
+        node = Node(node_id, None, 0, f"0:{node_id}", "evaluated", True, True)
+        results = [TaskResult(task, 1, outcome, 1.0, exit_status) for task, outcome, exit_status in order]
+        store.finish_attempt(node, results)
+        return machine._evidence(node_id, tmp_path).records
+
+    overflow, fine = ("unresolved", "context_overflow"), ("resolved", "submitted")
+    apart = publish("apart", [("t1", *overflow), ("t3", *fine), ("t2", *overflow)])  # t1, t2 adjacent by id only
+    assert [r.task_id for r in apart] == ["t1", "t3", "t2"]
+    assert not ran_out_of_context_twice(apart)
+    together = publish("together", [("t1", *overflow), ("t3", *overflow), ("t2", *fine)])  # t1, t3 in a row
+    assert ran_out_of_context_twice(together)

@@ -187,6 +187,7 @@ def _publish(store, builder, node_id, meta, parent, gen, attempt_id, entry, comp
         compiled=bool(compiled and has_patch), admitted=bool(admitted), entry=entry,
         score=float(score) if score is not None and perf else None, tasks_evaluated=len(tasks), stages=stages,
         modifier_id=parent, error=error,
+        paper_compiled=bool(compiled and has_patch),  # the official run's own children_compiled: the paper's rule
     )
     art = builder.tmp / "art" / node_id
     art.mkdir(parents=True)

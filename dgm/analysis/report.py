@@ -29,6 +29,9 @@ def best_per_stage(view: RunView) -> dict[int, dict]:
 def summary_row(view: RunView) -> dict:
     children = [n for n in view.nodes if n.parent_id is not None]
     compiled = sum(1 for n in children if n.compiled)
+    # The official code's rule, for comparing with the paper; unknown for children never evaluated.
+    paper_compiled = sum(1 for n in children if n.paper_compiled)
+    paper_unknown = sum(1 for n in children if n.paper_compiled is None)
     initial = next((n for n in view.nodes if n.parent_id is None), None)
     best = view.best()
     cost = {p: 0.0 for p in PURPOSES}
@@ -42,6 +45,8 @@ def summary_row(view: RunView) -> dict:
         "status": view.status,
         "children": len(children),
         "compiled_rate": compiled / len(children) if children else 0.0,
+        "paper_compiled_rate": paper_compiled / len(children) if children else 0.0,
+        "paper_compiled_unknown": paper_unknown,
         "admitted": sum(1 for n in children if n.admitted),
         "initial_score": _fmt_score(view, initial),
         "best_node": best.node_id if best else "",

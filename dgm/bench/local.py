@@ -146,6 +146,10 @@ class LocalBenchmark:
     def gold_patch(self, instance_id: str) -> str:
         return self.task(instance_id).read("gold.patch")
 
+    def test_patch(self, instance_id: str) -> str:
+        """The hidden tests (shown to the diagnosis only with diagnosis.include_test_patch, as in the paper)."""
+        return self.task(instance_id).read("test.patch")
+
     def find_by_problem_statement(self, text: str) -> str | None:
         """The task whose problem statement appears in `text` (for the scripted test model)."""
         for instance_id in self._all_ids():

@@ -128,6 +128,11 @@ class PolyglotBenchmark:
                      "class names (hidden tests import them) and use only the standard library.")
         return TaskInfo(instance_id, statement, f"Hidden {lang} tests run at grading time; write your own checks.")
 
+    def test_patch(self, instance_id: str) -> str:
+        """The hidden test files (shown to the diagnosis only with diagnosis.include_test_patch, as in the paper)."""
+        _, directory, files = self._exercise(instance_id)
+        return "\n".join(f"=== {name} ===\n{(directory / name).read_text(errors='replace')}" for name in files["test"])
+
     # ------------------------------------------------------------ workspace
 
     def prepare_workspace(self, instance_id: str, dest: Path) -> TaskInfo:

@@ -112,6 +112,10 @@ class SWEBenchBenchmark:
         except KeyError:
             raise KeyError(f"instance {instance_id!r} is not in dataset {self.dataset_name}") from None
 
+    def test_patch(self, instance_id: str) -> str:
+        """The hidden tests (shown to the diagnosis only with diagnosis.include_test_patch, as in the paper)."""
+        return self.row(instance_id)["test_patch"]
+
     def task_info(self, instance_id: str) -> TaskInfo:
         return TaskInfo(instance_id, self.row(instance_id)["problem_statement"],
                         "The repository is at /testbed in its own environment; run its existing tests with the "

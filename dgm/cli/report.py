@@ -13,7 +13,7 @@ from dgm.store import StoreError
 def register(subparsers) -> None:
     p = add_command(subparsers, "report", _report,
                     "Summarise one run, or compare several: best score per stage (Wilson 95%), children, "
-                    "compiled rate, LLM cost by purpose.",
+                    "compiled rate (ours and the official code's rule), LLM cost by purpose.",
                     "dgm report archive/dgm-swe archive/greedy-swe --format md")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or run ids under ./archive")
     p.add_argument("--format", choices=("md", "csv"), default="md")

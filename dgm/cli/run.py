@@ -48,7 +48,8 @@ def status_data(store: RunStore) -> dict:
         "nodes": [
             {
                 "id": n.node_id, "parent": n.parent_id, "generation": n.generation, "entry": n.entry,
-                "status": n.status, "compiled": n.compiled, "admitted": n.admitted, "score": n.score,
+                "status": n.status, "compiled": n.compiled, "paper_compiled": n.paper_compiled,
+                "admitted": n.admitted, "score": n.score,
                 "tasks_evaluated": n.tasks_evaluated, "stages": [s.__dict__ | {"score": s.score} for s in n.stages],
                 "error": n.error,
             }
@@ -78,11 +79,14 @@ def _status(args) -> int:
     console.print(f"[bold]{data['run_id']}[/]: {data['status']}"
                   + (f" ({data['stop_reason']})" if data["stop_reason"] else "")
                   + f", {data['generations']} generations, {data['children']} children, {data['admitted']} in archive")
-    table = Table("node", "parent", "gen", "entry", "status", "compiled", "admitted", "score", "tasks")
+    # "paper": the official code's compiled rule (resolved + unresolved > 0, stage 1 fully submitted);
+    # "?" when the child was not evaluated (its own tests failed), so the rule cannot be applied.
+    table = Table("node", "parent", "gen", "entry", "status", "compiled", "paper", "admitted", "score", "tasks")
     for n in data["nodes"]:
         score = "-" if n["score"] is None else f"{n['score']:.2f}"
         table.add_row(n["id"], n["parent"] or "-", str(n["generation"]), (n["entry"] or "-")[:28], n["status"],
-                      "yes" if n["compiled"] else "no", "yes" if n["admitted"] else "no", score,
+                      "yes" if n["compiled"] else "no", {True: "yes", False: "no", None: "?"}[n["paper_compiled"]],
+                      "yes" if n["admitted"] else "no", score,
                       str(n["tasks_evaluated"]))
     console.print(table)
     spend = Table("purpose", "calls", "prompt tokens", "completion tokens", "cache hits", "cost $")

@@ -33,7 +33,7 @@ class Node:
     generation: int
     attempt_id: str
     status: str  # evaluated | no_patch | not_compiled | failed
-    compiled: bool
+    compiled: bool  # ours: own tests pass and >= 1 non-empty patch on stage 1
     admitted: bool
     entry: str | None = None
     score: float | None = None
@@ -44,3 +44,4 @@ class Node:
     created_at: str = ""
     finished_at: str | None = None
     stages: list[StageScore] = field(default_factory=list)
+    paper_compiled: bool | None = None  # the official code's rule; None: not evaluated on tasks

@@ -25,6 +25,12 @@ from dgm.store.lineage import AgentLineage
 from dgm.store.records import Node, StageScore, TaskResult
 
 DB_NAME = "run.db"
+# Columns added after the first release: (table, column, declaration). A run directory written before
+# them gains them when it is opened for writing (resume); read-only readers treat them as unknown.
+ADDED_COLUMNS = (
+    ("nodes", "paper_compiled", "INTEGER"),
+    ("task_results", "seq", "INTEGER"),
+)
 
 
 class StoreError(RuntimeError):
@@ -83,9 +89,20 @@ class RunStore:
         try:
             store = cls(run_dir, read_only=read_only)
             store.db.execute("SELECT run_id FROM runs").fetchone()
+            if not read_only:
+                store._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{run_dir / DB_NAME} is corrupted or not a dgm store: {exc}") from exc
         return store
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _add_missing_columns(self) -> None:
+        with self._lock, self.db:
+            for table, column, declaration in ADDED_COLUMNS:
+                if column not in self._columns(table):
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.db.close()
@@ -161,9 +178,12 @@ class RunStore:
         node.finished_at = now()
         with self._lock, self.db:
             self._insert_node(node)
+            # `seq` keeps the evaluation order the results come in (rules like "two tasks in a row" read it).
             self.db.executemany(
-                "INSERT OR REPLACE INTO task_results VALUES (?,?,?,?,?,?,?)",
-                [(node.node_id, r.task_id, r.eval_index, r.stage, r.outcome, r.agent_exit, r.duration_s) for r in task_results],
+                "INSERT OR REPLACE INTO task_results (node_id, task_id, eval_index, stage, outcome, agent_exit,"
+                " duration_s, seq) VALUES (?,?,?,?,?,?,?,?)",
+                [(node.node_id, r.task_id, r.eval_index, r.stage, r.outcome, r.agent_exit, r.duration_s, seq)
+                 for seq, r in enumerate(task_results)],
             )
             self.db.execute(
                 "UPDATE attempts SET status='finished', finished_at=? WHERE attempt_id=?", (node.finished_at, node.attempt_id)
@@ -173,11 +193,14 @@ class RunStore:
 
     def _insert_node(self, node: Node) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO nodes (node_id, parent_id, generation, attempt_id, entry, status, compiled,"
+            " admitted, score, tasks_evaluated, commit_sha, modifier_id, error, created_at, finished_at,"
+            " paper_compiled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 node.node_id, node.parent_id, node.generation, node.attempt_id, node.entry, node.status,
                 int(node.compiled), int(node.admitted), node.score, node.tasks_evaluated, node.commit_sha,
                 node.modifier_id, node.error, node.created_at or now(), node.finished_at,
+                None if node.paper_compiled is None else int(node.paper_compiled),
             ),
         )
         self.db.execute("DELETE FROM stage_scores WHERE node_id=?", (node.node_id,))
@@ -228,9 +251,9 @@ class RunStore:
         return counts
 
     def task_results(self, node_id: str) -> list[TaskResult]:
-        rows = self.db.execute(
-            "SELECT * FROM task_results WHERE node_id=? ORDER BY stage, task_id, eval_index", (node_id,)
-        ).fetchall()
+        """A node's results in evaluation order (runs written before `seq` existed stored them in that order)."""
+        order = "seq, rowid" if "seq" in self._columns("task_results") else "rowid"
+        rows = self.db.execute(f"SELECT * FROM task_results WHERE node_id=? ORDER BY {order}", (node_id,)).fetchall()
         return [TaskResult(r["task_id"], r["stage"], r["outcome"], r["duration_s"], r["agent_exit"], r["eval_index"]) for r in rows]
 
     def _all_stages(self) -> dict[str, list[StageScore]]:
@@ -246,7 +269,7 @@ class RunStore:
             status=r["status"], compiled=bool(r["compiled"]), admitted=bool(r["admitted"]), entry=r["entry"],
             score=r["score"], tasks_evaluated=r["tasks_evaluated"], commit_sha=r["commit_sha"],
             modifier_id=r["modifier_id"], error=r["error"], created_at=r["created_at"], finished_at=r["finished_at"],
-            stages=stages,
+            stages=stages, paper_compiled=_optional_bool(r, "paper_compiled"),
         )
 
     # -- LLM metering (the gateway's UsageSink) ------------------------------------------
@@ -283,3 +306,9 @@ class RunStore:
         else:
             row = self.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM llm_calls WHERE node_id=?", (node_id,)).fetchone()
         return float(row[0])
+
+
+def _optional_bool(row: sqlite3.Row, column: str) -> bool | None:
+    """A nullable flag; None also when the run predates the column."""
+    value = row[column] if column in row.keys() else None
+    return None if value is None else bool(value)

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     modifier_id     TEXT,                -- whose code did the self-modification (parent, or initial for no_selfimprove)
     error           TEXT,
     created_at      TEXT NOT NULL,
-    finished_at     TEXT
+    finished_at     TEXT,
+    paper_compiled  INTEGER              -- the official code's "compiled" (see loop.paper_compiled); NULL: not evaluated
 );
 CREATE TABLE IF NOT EXISTS stage_scores (
     node_id   TEXT NOT NULL,
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS task_results (
     outcome     TEXT NOT NULL,           -- resolved | unresolved | empty_patch | error | timeout
     agent_exit  TEXT,                    -- the agent's own exit status (submitted, limits_exceeded, ...)
     duration_s  REAL NOT NULL,
+    seq         INTEGER,                 -- evaluation order within the node (the order tasks were started)
     PRIMARY KEY (node_id, task_id, eval_index)
 );
 CREATE TABLE IF NOT EXISTS llm_calls (
