@@ -25,6 +25,7 @@ from dgm.store.lineage import AgentLineage
 from dgm.store.records import Node, StageScore, TaskResult
 
 DB_NAME = "run.db"
+PHASE_COLUMNS = {"phase": "TEXT", "phase_done": "INTEGER", "phase_total": "INTEGER", "phase_at": "TEXT"}
 
 
 class StoreError(RuntimeError):
@@ -83,12 +84,24 @@ class RunStore:
         try:
             store = cls(run_dir, read_only=read_only)
             store.db.execute("SELECT run_id FROM runs").fetchone()
+            if not read_only:
+                store._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{run_dir / DB_NAME} is corrupted or not a dgm store: {exc}") from exc
         return store
 
     def close(self) -> None:
         self.db.close()
+
+    def _columns(self, table: str) -> set[str]:
+        return {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _add_missing_columns(self) -> None:
+        """Run dirs made before a column existed get it on their first writable open (e.g. --resume)."""
+        missing = PHASE_COLUMNS.keys() - self._columns("attempts")
+        with self._lock, self.db:
+            for name in sorted(missing):
+                self.db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {PHASE_COLUMNS[name]}")
 
     # -- run -----------------------------------------------------------------------------
     def run_info(self) -> dict:
@@ -126,14 +139,38 @@ class RunStore:
         """Register (or re-register after a crash) an attempt; returns its clean scratch dir."""
         with self._lock, self.db:
             self.db.execute(
-                "INSERT INTO attempts (attempt_id, generation, slot, parent_id, status, started_at) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(attempt_id) DO UPDATE SET tries = tries + 1, started_at = excluded.started_at",
-                (attempt_id, generation, slot, parent_id, "started", now()),
+                "INSERT INTO attempts (attempt_id, generation, slot, parent_id, status, started_at, phase, phase_at)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(attempt_id) DO UPDATE SET tries = tries + 1,"
+                " started_at = excluded.started_at, phase = excluded.phase, phase_done = NULL, phase_total = NULL,"
+                " phase_at = excluded.phase_at",
+                (attempt_id, generation, slot, parent_id, "started", now(), "starting", now()),
             )
         work = self.work_dir(attempt_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         return work
+
+    def set_phase(self, attempt_id: str, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Record what an in-flight attempt is doing now (read live by the terminal view and the dashboard)."""
+        with self._lock, self.db:
+            self.db.execute("UPDATE attempts SET phase=?, phase_done=?, phase_total=?, phase_at=? WHERE attempt_id=?",
+                            (phase, done, total, now(), attempt_id))
+
+    def count_phase_step(self, attempt_id: str) -> None:
+        """One more unit of the current phase is done (e.g. one evaluated task)."""
+        with self._lock, self.db:
+            self.db.execute("UPDATE attempts SET phase_done = COALESCE(phase_done, 0) + 1, phase_at=?"
+                            " WHERE attempt_id=?", (now(), attempt_id))
+
+    def in_flight(self) -> list[dict]:
+        """Attempts started but not yet published, with their current phase (None in run dirs made before phases)."""
+        have = self._columns("attempts")
+        phase = ", ".join(name if name in have else f"NULL AS {name}" for name in PHASE_COLUMNS)
+        rows = self.db.execute(
+            f"SELECT attempt_id, generation, slot, parent_id, started_at, tries, {phase} FROM attempts"
+            " WHERE status != 'finished' ORDER BY generation, slot"
+        )
+        return [dict(r) for r in rows]
 
     def work_dir(self, attempt_id: str) -> Path:
         return self.run_dir / "work" / attempt_id.replace(":", "_")
