@@ -121,7 +121,8 @@ def _age_seconds(stamp: str | None, now: _dt.datetime) -> float | None:
         return None
 
 
-def _node_label(row: dict) -> str:
+def attempt_node(row: dict) -> str:
+    """The node id an in-flight attempt (a row of the attempts table) will publish."""
     from dgm.loop import INITIAL, node_id_for  # the loop names nodes; imported late (the loop imports this module)
 
     return INITIAL if row["generation"] == 0 else node_id_for(row["generation"], row["slot"])
@@ -152,7 +153,7 @@ class Tracker:
         planned = planned_children(self.cfg)
         left, basis = self._time_left(now, children, planned)
         in_flight = [
-            Attempt(_node_label(r), r["parent_id"], r["phase"] or "starting", r["phase_done"], r["phase_total"],
+            Attempt(attempt_node(r), r["parent_id"], r["phase"] or "starting", r["phase_done"], r["phase_total"],
                     _age_seconds(r["phase_at"] or r["started_at"], now_wall))
             for r in store.in_flight()
         ]
