@@ -89,15 +89,23 @@ class CostEstimate:
         if self.initial_tasks:
             out.append(f"  initial agent: {self.initial_tasks} tasks x {money(self.per_task_usd)} = {money(self.initial_usd)}")
         diag = "diagnosis: price unknown" if self.diagnosis_usd is None else f"diagnosis ~{money(self.diagnosis_usd)}"
-        out.append(f"  each child: self-modification <= {money(self.self_modify_usd)}, {diag}, evaluation "
-                   f"{self.stage_one_tasks} tasks (stage 1 only) to {self.all_stage_tasks} tasks (every stage) "
-                   f"x {money(self.per_task_usd)}")
-        out.append(f"  {self.children} children ({self.children_basis}): "
-                   f"total {money(self.low_usd)} to {money(self.high_usd)}")
+        tasks = (f"{self.stage_one_tasks} tasks (stage 1 only) to {self.all_stage_tasks} tasks (every stage)"
+                 if self.all_stage_tasks != self.stage_one_tasks else f"{self.all_stage_tasks} tasks")
+        out.append(f"  each child: self-modification <= {money(self.self_modify_usd)}, {diag}, "
+                   f"evaluation {tasks} x {money(self.per_task_usd)}")
+        total = money(self.low_usd) if self.low_usd == self.high_usd else f"{money(self.low_usd)} to {money(self.high_usd)}"
+        out.append(f"  {self.children} children ({self.children_basis}): total {total}")
         if self.ceiling_usd is None:
             out.append("Hard ceiling: none (set llm.budgets.run_usd to cap the run's spend)")
         else:
             out.append(f"Hard ceiling: {money(self.ceiling_usd)} ({self.ceiling_basis}); the run stops there")
+            if self.ceiling_usd < self.initial_usd:
+                out.append("  at these limits the ceiling may be reached while the initial agent is evaluated")
+            elif self.ceiling_usd < self.high_usd:
+                fit = [max(0, int((self.ceiling_usd - self.initial_usd) // self._child(n)))
+                       for n in (self.all_stage_tasks, self.stage_one_tasks) if self._child(n) > 0]
+                span = f"{fit[0]}" if fit[0] == fit[-1] else f"{fit[0]} to {fit[-1]}"
+                out.append(f"  at these limits the ceiling allows about {span} children")
         return out
 
 

@@ -162,7 +162,7 @@ def confirm_cost(config: Config, yes: bool, benchmark: Benchmark | None = None, 
         if not (sys.stdin and sys.stdin.isatty()):
             raise ConfigError("this run calls a paid endpoint and stdin is not a terminal to confirm its cost: "
                               "pass --yes to start it anyway")
-        ask = lambda: console.input("Proceed? [y/N] ")
+        ask = lambda: console.input("Proceed? \\[y/N] ")
     if ask().strip().lower() not in ("y", "yes"):
         raise NotConfirmed("not started (the cost was not confirmed)")
 
