@@ -77,7 +77,7 @@ function applyZoom() {
 
 function fitTree() {
   const box = $("#tree").getBoundingClientRect();
-  if (!box.width || !box.height) return;
+  if (!box.width || !box.height || !$("#viewport")) return;  // nothing drawn yet: the first drawing fits
   const k = Math.min((box.width - 24) / extent.w, (box.height - 24) / extent.h, 1.5);  // 12px margin each side
   zoom = { k, x: (box.width - extent.w * k) / 2, y: Math.max(12, (box.height - extent.h * k) / 2) };
   fitted = true;
