@@ -138,3 +138,57 @@ def test_live_view_draws_on_a_terminal_and_stays_quiet_otherwise(store):
         tty.print("  g001s0 <- initial: evaluated")
     out = tty.file.getvalue()
     assert "g001s0 <- initial: evaluated" in out and "own tests" in out and "children 0/4" in out
+
+
+@pytest.mark.slow
+def test_a_real_run_on_a_terminal_shows_its_attempts_phases(tmp_path):
+    """The quick-start loop (scripted model, bwrap sandboxes) under a pseudo-terminal: the live view shows the
+    child's phases as the loop reports them, and the store keeps the last one (evaluation counted to the end)."""
+    import json
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from dgm.bench import load_benchmark
+
+    root = Path(__file__).resolve().parents[1]
+    tasks = load_benchmark("local").subsets()["small"][:4]
+    initial = tmp_path / "initial_results.json"
+    initial.write_text(json.dumps(dict(zip(tasks, ["resolved", "unresolved", "empty_patch", "unresolved"]))))
+    args = [sys.executable, "-m", "dgm.run", "experiments/quickstart.yaml", "--set", f"run.archive_dir={tmp_path}",
+            "--set", "loop.generations=1", "--set", "loop.children_per_generation=1",
+            "--set", f"evaluation.stages=[{{tasks: {json.dumps(tasks)}}}]", "--set", f"evaluation.initial_results={initial}"]
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "160", "LINES": "40", "TERM": "xterm"}
+    proc = subprocess.Popen(args, cwd=root, env=env, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
+    os.close(terminal)
+    out = b""
+    deadline = time.time() + 600
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if select.select([controller], [], [], 1)[0]:
+                try:
+                    out += os.read(controller, 65536)
+                except OSError:
+                    break
+        assert proc.wait(timeout=30) == 0, out.decode(errors="replace")[-3000:]
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(controller)
+    text = out.decode(errors="replace")
+    assert "children 0/1" in text and "g001s0" in text and "evaluating" in text  # the live view, while it ran
+    assert "g001s0 <- initial:" in text  # and the plain per-node line above it
+    (run_dir,) = [p for p in tmp_path.iterdir() if (p / "run.db").exists()]
+    store = RunStore.open(run_dir, read_only=True)
+    row = store.db.execute("SELECT * FROM attempts WHERE attempt_id='1:0'").fetchone()
+    store.close()
+    assert row["status"] == "finished"
+    if row["phase"] == "evaluating":  # the child compiled and was evaluated: every task was counted
+        assert row["phase_done"] == row["phase_total"] == 4
+    else:
+        assert row["phase"] in ("self-modifying", "own tests")
