@@ -22,7 +22,7 @@ from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
 from dgm.config import Config, ConfigError, load_config
-from dgm.estimate import estimate_cost
+from dgm.estimate import estimate_cost, paid_roles
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
@@ -144,8 +144,6 @@ def confirm_cost(config: Config, yes: bool, benchmark: Benchmark | None = None, 
     `store`: a run being resumed (its finished children are not counted again). Raises ConfigError
     when nobody can be asked (stdin is not a terminal and no --yes), NotConfirmed on any answer but yes.
     """
-    from dgm.estimate import paid_roles
-
     if not paid_roles(config):
         return
     if benchmark is None:
@@ -163,7 +161,11 @@ def confirm_cost(config: Config, yes: bool, benchmark: Benchmark | None = None, 
             raise ConfigError("this run calls a paid endpoint and stdin is not a terminal to confirm its cost: "
                               "pass --yes to start it anyway")
         ask = lambda: console.input("Proceed? \\[y/N] ")
-    if ask().strip().lower() not in ("y", "yes"):
+    try:
+        answer = ask()
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
         raise NotConfirmed("not started (the cost was not confirmed)")
 
 

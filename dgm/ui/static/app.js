@@ -149,6 +149,8 @@ function ago(stamp) {
 }
 
 function renderInFlight(state) {
+  // A run that is not going any more leaves its unfinished attempts behind; a resume re-runs them.
+  $("#now h3").textContent = state.status === "running" || !state.in_flight.length ? "In flight" : "Unfinished (re-run on resume)";
   if (!state.in_flight.length) {
     $("#in-flight").innerHTML = `<p class="hint">nothing in flight${state.status === "running" ? "" : ` (run ${esc(state.status)})`}</p>`;
     return;
