@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -31,10 +31,6 @@ from dgm.config import Config
 from dgm.store import RunStore
 
 log = logging.getLogger(__name__)
-
-# The phases an attempt goes through, in order (the evaluator adds done/total counts to the last).
-PHASES = ("starting", "diagnosing", "self-modifying", "own tests", "evaluating")
-
 
 class Progress(Protocol):
     def phase(self, attempt_id: str, name: str, done: int | None = None, total: int | None = None) -> None:
@@ -105,7 +101,6 @@ class Snapshot:
     basis: str                   # what the time-left estimate rests on, in words
     generations: int = 0
     generations_planned: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def usd_per_hour(self) -> float | None:

@@ -192,3 +192,12 @@ def test_a_real_run_on_a_terminal_shows_its_attempts_phases(tmp_path):
         assert row["phase_done"] == row["phase_total"] == 4
     else:
         assert row["phase"] in ("self-modifying", "own tests")
+
+
+def test_readers_never_write_to_a_running_runs_files(store):
+    store.events.append("select", generation=1)
+    with store.events.path.open("a") as f:
+        f.write('{"event": "node", "half a li')  # the run is in the middle of writing an event
+    before = store.events.path.read_bytes()
+    RunStore.open(store.run_dir, read_only=True).close()  # as the live view and the dashboard open it
+    assert store.events.path.read_bytes() == before

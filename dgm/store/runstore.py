@@ -58,7 +58,7 @@ class RunStore:
         self.db.row_factory = sqlite3.Row
         git_dir = self.run_dir / "agents.git"
         self.lineage = AgentLineage(git_dir) if (not read_only or git_dir.exists()) else None
-        self.events = EventLog(self.run_dir / "events.jsonl")
+        self.events = EventLog(self.run_dir / "events.jsonl", writable=not read_only)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
