@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from dgm.config import Config, ModelRoute
 from dgm.llm.pricing import PriceTable
+from dgm.progress import planned_children
 
 CHARS_PER_TOKEN = 4  # rough size of a prompt in tokens from its characters
 DIAGNOSIS_PROMPT_OVERHEAD_TOKENS = 2_000  # instructions and the problem statement around the logs and code
@@ -112,8 +113,6 @@ class CostEstimate:
 def estimate_cost(cfg: Config, stage_sizes: list[int], *, children_done: int = 0, initial_done: bool = False,
                   prices: PriceTable | None = None) -> CostEstimate | None:
     """None when no model is paid. `stage_sizes`: tasks per evaluation stage (resolved from the benchmark)."""
-    from dgm.progress import planned_children
-
     paid = paid_roles(cfg)
     if not paid:
         return None

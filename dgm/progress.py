@@ -72,7 +72,7 @@ class StoreProgress:
 
 # -- what the live view shows ----------------------------------------------------------------
 def planned_children(cfg: Config) -> int:
-    """How many children the stopping rules allow at most (other stop rules may end a run sooner)."""
+    """How many children loop.generations and loop.max_children allow (other stop rules may end a run sooner)."""
     per_generation = 1 if cfg.selection_method == "latest" else cfg.loop.children_per_generation
     planned = cfg.loop.generations * per_generation
     return min(planned, cfg.loop.max_children) if cfg.loop.max_children is not None else planned
