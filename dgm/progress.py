@@ -146,7 +146,7 @@ class Tracker:
         if self.children_origin is None and any(n.parent_id is None for n in nodes):
             self.children_origin = (now, children)
         planned = planned_children(self.cfg)
-        left, basis = self._time_left(now, children, planned)
+        left, basis = self._time_left(now, children, planned, spent)
         in_flight = [
             Attempt(attempt_node(r), r["parent_id"], r["phase"] or "starting", r["phase_done"], r["phase_total"],
                     _age_seconds(r["phase_at"] or r["started_at"], now_wall))
@@ -160,7 +160,7 @@ class Tracker:
             generations_planned=self.cfg.loop.generations,
         )
 
-    def _time_left(self, now: float, children: int, planned: int) -> tuple[float | None, str]:
+    def _time_left(self, now: float, children: int, planned: int, spent: float) -> tuple[float | None, str]:
         remaining = max(0, planned - children)
         if self.children_origin is None:
             return None, "estimate once the initial agent is evaluated and a child has finished"
@@ -172,11 +172,14 @@ class Tracker:
         left = remaining * per_child
         basis = (f"{remaining} of {planned} children to go at {_duration(per_child)} each, from {finished_here} "
                  f"finished this session; other stop rules may end the run sooner")
-        wall = self.cfg.loop.wall_clock_hours
-        if wall is not None:
-            wall_left = max(0.0, wall * 3600 - (now - self.started))
-            if wall_left < left:
-                return wall_left, f"loop.wall_clock_hours ({wall} h) ends the run first"
+        wall, budget = self.cfg.loop.wall_clock_hours, self.cfg.llm.budgets.run_usd
+        wall_left = None if wall is None else max(0.0, wall * 3600 - (now - self.started))
+        if wall_left is not None and wall_left < left:
+            left, basis = wall_left, f"loop.wall_clock_hours ({wall} h) ends the run first"
+        usd_per_second = (spent - self.spent_at_start) / (now - self.started) if now > self.started else 0.0
+        if budget is not None and usd_per_second > 0 and (budget - spent) / usd_per_second < left:
+            left = max(0.0, budget - spent) / usd_per_second
+            basis = f"llm.budgets.run_usd (${budget:.2f}) runs out first at this session's ${usd_per_second * 3600:.2f}/h"
         return left, basis
 
 

@@ -94,6 +94,19 @@ def test_wall_clock_limit_caps_the_estimate(store):
     assert snap.seconds_left == pytest.approx(3000) and "wall_clock_hours" in snap.basis
 
 
+def test_the_run_budget_caps_the_estimate_at_the_current_rate(store):
+    cfg = Config.model_validate({"loop": {"generations": 100}, "llm": {"budgets": {"run_usd": 10}}})
+    clock = Clock()
+    tracker = Tracker(cfg, clock=clock)
+    publish(store, "initial", None, "0:initial")
+    tracker.snapshot(store)
+    clock.now = 3600
+    spend(store, "1:0", 4.0)
+    publish(store, "g001s0", "initial", "1:0")
+    snap = tracker.snapshot(store)  # $4/h with $6 left: 1.5 h, long before 199 more children
+    assert snap.seconds_left == pytest.approx(1.5 * 3600) and "llm.budgets.run_usd" in snap.basis
+
+
 def test_planned_children_follows_the_stop_rules():
     assert planned_children(Config.model_validate({"loop": {"generations": 80, "children_per_generation": 2}})) == 160
     assert planned_children(Config.model_validate({"loop": {"generations": 80, "max_children": 80}})) == 80
