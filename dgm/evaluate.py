@@ -30,6 +30,7 @@ from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection, harness_timeout
 from dgm.llm_access import LLMAccess
+from dgm.progress import NoProgress, Progress
 from dgm.store.records import StageScore, TaskResult
 
 TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pytest -q`."
@@ -87,7 +88,7 @@ def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[st
 
 class Evaluator:
     def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
-                 limits: AgentLimits):
+                 limits: AgentLimits, progress: Progress | None = None):
         self.benchmark = benchmark
         self.policy = policy
         self.llm = llm
@@ -95,6 +96,7 @@ class Evaluator:
         self.limits = limits
         # Longer than the agent's own time limit, so an agent that runs out of time still hands in its patch.
         self.task_timeout_s = harness_timeout(cfg.task_timeout_s, limits) if limits else cfg.task_timeout_s
+        self.progress = progress or NoProgress()
         self.stage_tasks = resolve_stages(benchmark, cfg)
         self._check_backend()
 
@@ -128,6 +130,7 @@ class Evaluator:
         for index, task_ids in enumerate(self.stage_tasks):
             if index > 0 and not all_stages and not self.may_enter(index, stages[-1], second_best):
                 break
+            self.progress.phase(attempt_id, "evaluating", len(results), len(results) + len(task_ids) * self.cfg.num_evals)
             results += self._run_stage(index + 1, task_ids, agent_dir, node_id, attempt_id, out_dir, workers)
             resolved = sum(r.outcome == "resolved" for r in results)
             stages.append(StageScore(index + 1, resolved, len(results)))
@@ -180,6 +183,7 @@ class Evaluator:
             outcome, exit_status = "error", "framework_error"
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
+            self.progress.step(attempt_id)
         return TaskResult(task_id, stage, outcome, round(time.monotonic() - started, 3), exit_status, eval_index)
 
     def _outcome(self, task_id: str, run, task_dir: Path) -> str:

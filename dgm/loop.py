@@ -42,6 +42,7 @@ from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
 from dgm.improve import build_child, problem_statement, self_modify
 from dgm.llm_access import LLMAccess
 from dgm.patches import patch_stats
+from dgm.progress import NoProgress, Progress
 from dgm.selection import parent_weights, sample_parents
 from dgm.store import Node, RunStore, StageScore, TaskResult
 from dgm.store.runstore import crash_point
@@ -65,6 +66,7 @@ class RunContext:
     initial_agent: Path
     budget_exhausted: Callable[[], bool] = lambda: False
     report: Callable[[str], None] = print
+    progress: Progress = field(default_factory=NoProgress)  # phase of each in-flight attempt (dgm/progress.py)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -105,6 +107,7 @@ class DarwinGodelMachine:
             return
         work = self.store.begin_attempt(attempt_id, 0, 0, None)
         agent = self.ctx.initial_agent
+        self.ctx.progress.phase(attempt_id, "own tests")
         tests = run_own_tests(policy=self.ctx.policy, agent_dir=agent, command=self.cfg.agent.own_tests_command,
                               timeout=self.cfg.agent.own_tests_timeout_s)
         (work / "own_tests.txt").write_text(tests.output)
@@ -170,11 +173,13 @@ class DarwinGodelMachine:
                                  outcomes={r.task_id: r.outcome for r in evidence.records},
                                  ran_out_of_context_twice=ran_out_of_context_twice(evidence.records))
 
+        self.ctx.progress.phase(node.attempt_id, "diagnosing")
         diagnosis = self._diagnose(node, evidence, work, rng)
         statement = problem_statement(parent_dir, diagnosis)
         (work / "problem_statement.md").write_text(statement)
 
         modifier_dir = self.checkout(node.modifier_id)
+        self.ctx.progress.phase(node.attempt_id, "self-modifying")
         with self.ctx.llm.agent_env(self.ctx.llm.context(node.node_id, node.attempt_id, "self_modify")) as env:
             change = self_modify(policy=self.ctx.policy, llm_env=env, modifier_dir=modifier_dir,
                                  target_dir=parent_dir, statement=statement,
@@ -191,6 +196,7 @@ class DarwinGodelMachine:
         child_dest = self.store.run_dir / "checkouts" / f"child-{node.node_id}"
         shutil.rmtree(child_dest, ignore_errors=True)  # left by a run killed while it evaluated this child
         child_dir = build_child(parent_dir, change.patch, child_dest)
+        self.ctx.progress.phase(node.attempt_id, "own tests")
         tests = run_own_tests(policy=self.ctx.policy, agent_dir=child_dir, command=self.cfg.agent.own_tests_command,
                               timeout=self.cfg.agent.own_tests_timeout_s)
         (work / "own_tests.txt").write_text(tests.output)

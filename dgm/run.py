@@ -1,8 +1,10 @@
-"""`python -m dgm.run CONFIG [--set key=value ...]` and `python -m dgm.run --resume RUN_DIR`.
+"""`python -m dgm.run CONFIG [--set key=value ...] [--yes]` and `python -m dgm.run --resume RUN_DIR`.
 
 Builds the run's parts (store, benchmark, LLM gateway, sandbox policy, evaluator), runs the
 generation loop and prints a summary. A resumed run re-opens the store with its saved config
-and re-does only the attempts that never finished.
+and re-does only the attempts that never finished. Before a run that calls a paid endpoint, the
+estimated cost is printed and must be confirmed (or passed with --yes). On a terminal, a live view
+shows the in-flight attempts, the spend and the time left (dgm/progress.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
 from dgm.concurrency import SandboxSlots
 from dgm.config import Config, ConfigError, load_config
+from dgm.estimate import estimate_cost, paid_roles
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
@@ -29,7 +32,8 @@ from dgm.llm.gateway import Gateway
 from dgm.llm.pricing import PriceTable
 from dgm.llm.upstream import build_upstreams
 from dgm.llm_access import LLMAccess
-from dgm.loop import DarwinGodelMachine, RunContext
+from dgm.loop import INITIAL, DarwinGodelMachine, RunContext
+from dgm.progress import StoreProgress, live_view
 from dgm.sandbox.base import Limits
 from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
@@ -80,12 +84,13 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             slots=SandboxSlots(config.run.max_concurrency),
         )
         llm = LLMAccess(gateway, run_id)
+        progress = StoreProgress(store)
         evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
-                              limits=config.agent.task_limits)
+                              limits=config.agent.task_limits, progress=progress)
         yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
                          llm=llm, initial_agent=config.agent.initial.resolve(),
                          budget_exhausted=lambda: gateway.run_budget_exhausted,
-                         report=lambda line: console.print(line))
+                         report=lambda line: console.print(line), progress=progress)
 
 
 def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]:
@@ -96,13 +101,14 @@ def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]
     return store, run_id
 
 
-def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, str]:
+def resume_run(run_dir: Path, overrides: list[str], *, yes: bool = False) -> tuple[Config, RunStore, str]:
     bad = [o for o in overrides if not o.startswith(RESUMABLE_KEYS + RESUMABLE_TIMEOUTS)]
     if bad:
         raise ConfigError(f"--resume keeps the run's saved config; only {', '.join(RESUMABLE_KEYS)}* may be "
                           f"changed (got {', '.join(bad)})")
     store = RunStore.open(run_dir)
     config = load_config(run_dir / "config.yaml", overrides)
+    confirm_cost(config, yes, store=store)
     run_id = store.run_info()["run_id"]
     # Sandboxes of a killed run leave their host dirs (copies of repos) behind; only this run's dead ones go.
     leftovers = cleanup_leftover_dirs(run_id)
@@ -132,6 +138,42 @@ def check_before_running(config: Config) -> Benchmark:
     return benchmark
 
 
+class NotConfirmed(Exception):
+    pass
+
+
+def confirm_cost(config: Config, yes: bool, benchmark: Benchmark | None = None, store: RunStore | None = None,
+                 ask=None) -> None:
+    """Before a run that calls a paid endpoint: print the cost estimate and get a yes (or --yes).
+
+    `store`: a run being resumed (its finished children are not counted again). Raises ConfigError
+    when nobody can be asked (stdin is not a terminal and no --yes), NotConfirmed on any answer but yes.
+    """
+    if not paid_roles(config):
+        return
+    if benchmark is None:
+        benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+    sizes = [len(tasks) for tasks in resolve_stages(benchmark, config.evaluation)]
+    nodes = store.nodes() if store else []
+    estimate = estimate_cost(config, sizes, children_done=sum(1 for n in nodes if n.node_id != INITIAL),
+                             initial_done=any(n.node_id == INITIAL for n in nodes))
+    for line in estimate.lines():
+        console.print(line, soft_wrap=True, markup=False)
+    if yes:
+        return
+    if ask is None:
+        if not (sys.stdin and sys.stdin.isatty()):
+            raise ConfigError("this run calls a paid endpoint and stdin is not a terminal to confirm its cost: "
+                              "pass --yes to start it anyway")
+        ask = lambda: console.input("Proceed? \\[y/N] ")
+    try:
+        answer = ask()
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise NotConfirmed("not started (the cost was not confirmed)")
+
+
 def print_summary(store: RunStore, reason: str) -> None:
     info = store.run_info()
     nodes = store.nodes()
@@ -149,20 +191,24 @@ def print_summary(store: RunStore, reason: str) -> None:
     console.print(f"  next: dgm status {store.run_dir}   dgm tree {store.run_dir}")
 
 
-def execute(config_path: str | None, overrides: list[str], resume: str | None) -> int:
+def execute(config_path: str | None, overrides: list[str], resume: str | None, yes: bool = False) -> int:
     benchmark = None
     try:
         if resume:
-            config, store, run_id = resume_run(Path(resume), overrides)
+            config, store, run_id = resume_run(Path(resume), overrides, yes=yes)
         else:
             if not config_path:
                 raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
             config = load_config(config_path, overrides)
             benchmark = check_before_running(config)
+            confirm_cost(config, yes, benchmark)
             store, run_id = new_run(config)
     except (ConfigError, StoreError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2
+    except NotConfirmed as exc:
+        console.print(str(exc))
+        return 1
     return run_to_completion(config, store, run_id, benchmark)
 
 
@@ -171,7 +217,7 @@ def run_to_completion(config: Config, store: RunStore, run_id: str, benchmark: B
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     console.print(f"run {run_id} -> {store.run_dir}")
     try:
-        with runtime(config, store, run_id, benchmark) as ctx:
+        with live_view(console, store.run_dir, config), runtime(config, store, run_id, benchmark) as ctx:
             reason = DarwinGodelMachine(ctx).run()
     except KeyboardInterrupt:
         store.set_run_status("stopped", "interrupted")
@@ -192,6 +238,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set loop.generations=5 (repeatable)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its directory")
+    parser.add_argument("--yes", action="store_true",
+                        help="start a run that calls a paid endpoint without asking to confirm its estimated cost")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="Example: python -m dgm.run experiments/quickstart.yaml --set loop.generations=5")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return execute(args.config, args.set, args.resume)
+    return execute(args.config, args.set, args.resume, args.yes)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,5 @@ def llm_calls(store: RunStore) -> list[dict]:
 
 
 def attempts_in_flight(store: RunStore) -> list[dict]:
-    """Attempts started but not yet published (what a live run is working on now)."""
-    rows = store.db.execute(
-        "SELECT attempt_id, generation, slot, parent_id, started_at, tries FROM attempts"
-        " WHERE status != 'finished' ORDER BY generation, slot"
-    )
-    return [dict(r) for r in rows]
+    """Attempts started but not yet published (what a live run is working on now), with their phase."""
+    return store.in_flight()

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     from dgm.run import execute
 
-    return execute(args.config, args.set, args.resume)
+    return execute(args.config, args.set, args.resume, args.yes)
 
 
 def status_data(store: RunStore) -> dict:

@@ -10,10 +10,11 @@ from typing import Any, Iterator
 
 
 class EventLog:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, writable: bool = True):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._end_torn_line()
+        if writable:  # a reader (dashboard, live view) never writes to a run's files
+            self._end_torn_line()
 
     def _end_torn_line(self) -> None:
         """A kill -9 mid-write leaves a partial last line; start the next event on a fresh line."""

@@ -27,9 +27,14 @@ from dgm.store.records import Node, StageScore, TaskResult
 DB_NAME = "run.db"
 # Columns added after the first release: (table, column, declaration). A run directory written before
 # them gains them when it is opened for writing (resume); read-only readers treat them as unknown.
+PHASE_COLUMNS = ("phase", "phase_done", "phase_total", "phase_at")
 ADDED_COLUMNS = (
     ("nodes", "paper_compiled", "INTEGER"),
     ("task_results", "seq", "INTEGER"),
+    ("attempts", "phase", "TEXT"),
+    ("attempts", "phase_done", "INTEGER"),
+    ("attempts", "phase_total", "INTEGER"),
+    ("attempts", "phase_at", "TEXT"),
 )
 
 
@@ -63,7 +68,7 @@ class RunStore:
         self.db.row_factory = sqlite3.Row
         git_dir = self.run_dir / "agents.git"
         self.lineage = AgentLineage(git_dir) if (not read_only or git_dir.exists()) else None
-        self.events = EventLog(self.run_dir / "events.jsonl")
+        self.events = EventLog(self.run_dir / "events.jsonl", writable=not read_only)
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -143,14 +148,38 @@ class RunStore:
         """Register (or re-register after a crash) an attempt; returns its clean scratch dir."""
         with self._lock, self.db:
             self.db.execute(
-                "INSERT INTO attempts (attempt_id, generation, slot, parent_id, status, started_at) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(attempt_id) DO UPDATE SET tries = tries + 1, started_at = excluded.started_at",
-                (attempt_id, generation, slot, parent_id, "started", now()),
+                "INSERT INTO attempts (attempt_id, generation, slot, parent_id, status, started_at, phase, phase_at)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(attempt_id) DO UPDATE SET tries = tries + 1,"
+                " started_at = excluded.started_at, phase = excluded.phase, phase_done = NULL, phase_total = NULL,"
+                " phase_at = excluded.phase_at",
+                (attempt_id, generation, slot, parent_id, "started", now(), "starting", now()),
             )
         work = self.work_dir(attempt_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         return work
+
+    def set_phase(self, attempt_id: str, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Record what an in-flight attempt is doing now (read live by the terminal view and the dashboard)."""
+        with self._lock, self.db:
+            self.db.execute("UPDATE attempts SET phase=?, phase_done=?, phase_total=?, phase_at=? WHERE attempt_id=?",
+                            (phase, done, total, now(), attempt_id))
+
+    def count_phase_step(self, attempt_id: str) -> None:
+        """One more unit of the current phase is done (e.g. one evaluated task)."""
+        with self._lock, self.db:
+            self.db.execute("UPDATE attempts SET phase_done = COALESCE(phase_done, 0) + 1, phase_at=?"
+                            " WHERE attempt_id=?", (now(), attempt_id))
+
+    def in_flight(self) -> list[dict]:
+        """Attempts started but not yet published, with their current phase (None in run dirs made before phases)."""
+        have = self._columns("attempts")
+        phase = ", ".join(name if name in have else f"NULL AS {name}" for name in PHASE_COLUMNS)
+        rows = self.db.execute(
+            f"SELECT attempt_id, generation, slot, parent_id, started_at, tries, {phase} FROM attempts"
+            " WHERE status != 'finished' ORDER BY generation, slot"
+        )
+        return [dict(r) for r in rows]
 
     def work_dir(self, attempt_id: str) -> Path:
         return self.run_dir / "work" / attempt_id.replace(":", "_")

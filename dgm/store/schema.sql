@@ -23,7 +23,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     status      TEXT NOT NULL,           -- started | finished
     started_at  TEXT NOT NULL,
     finished_at TEXT,
-    tries       INTEGER NOT NULL DEFAULT 1
+    tries       INTEGER NOT NULL DEFAULT 1,
+    phase       TEXT,                    -- what it is doing now: diagnosing | self-modifying | own tests | evaluating
+    phase_done  INTEGER,                 -- evaluating: tasks finished ...
+    phase_total INTEGER,                 -- ... of the tasks in the stages entered so far
+    phase_at    TEXT                     -- when the phase last changed
 );
 -- A node is an attempted child (or the initial agent). Only nodes with a patch have agent code.
 CREATE TABLE IF NOT EXISTS nodes (

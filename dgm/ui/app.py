@@ -2,7 +2,8 @@
 
 Requests read the store through a read-only SQLite connection (WAL readers never block the
 writer), so a run that is still going shows up live: the page polls /api/runs/<key>/state and
-re-renders when its `version` changes. A poll re-reads the store only when one of its files
+re-renders when its `version` changes (the tree only when `tree_version` does, so a phase change of
+an in-flight attempt does not redraw hundreds of nodes). A poll re-reads the store only when one of its files
 changed, so an open tab on a large archive costs a few stat() calls. All assets are served from
 dgm/ui/static (no CDN).
 """
@@ -22,6 +23,7 @@ from pygments.lexers import DiffLexer
 from dgm.analysis.layout import tidy_layout
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView, resolve_run
 from dgm.analysis.trajectory import load_trajectory, render_trajectory, trajectory_path
+from dgm.progress import attempt_node
 from dgm.store import StoreError
 
 STATIC = Path(__file__).parent / "static"
@@ -134,15 +136,23 @@ def run_state(v: RunView) -> dict:
     cost = v.cost_by_iteration()
     spend = {p: (s[-1]["cost_usd"] if s else 0.0) for p, s in cost.items()}
     tokens = {p: (s[-1]["tokens"] if s else 0) for p, s in cost.items()}
+    in_flight = [a | {"node": attempt_node(a)} for a in v.in_flight]
     state = {
         "run_id": v.run_id, "scripted": v.scripted, "status": v.status, "nodes": nodes,
         "best": best.node_id if best else None, "lineage": lineage, "stage_sizes": v.stage_sizes(),
         "progress": [p.__dict__ for p in v.progress()], "spend": spend, "tokens": tokens,
-        "total_cost": v.total_cost(), "generations": v.generations, "in_flight": v.in_flight,
+        "cost_series": [sum(series[i]["cost_usd"] for series in cost.values()) for i in range(len(v.nodes))]
+        if cost else [],
+        "total_cost": v.total_cost(), "generations": v.generations, "in_flight": in_flight,
     }
-    digest = hashlib.sha1(repr((nodes, state["status"], state["total_cost"], v.in_flight, v.generations)).encode())
-    state["version"] = digest.hexdigest()[:12]
+    state["tree_version"] = _digest((nodes, state["best"], lineage))
+    state["version"] = _digest((state["tree_version"], state["status"], state["total_cost"], in_flight, v.generations))
     return state
+
+
+def _digest(value) -> str:
+    return hashlib.sha1(repr(value).encode()).hexdigest()[:12]
+
 
 
 def highlight_diff(text: str) -> str:
