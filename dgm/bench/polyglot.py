@@ -80,13 +80,6 @@ TEST_COMMANDS = {
 }
 
 
-def hidden_tests(lang: str, directory: Path, test_files: list[str]) -> dict[str, str]:
-    """The exercise's test files as grading runs them: every test switched on."""
-    enable = TEST_COMMANDS[lang].enable_all if lang in TEST_COMMANDS else None
-    texts = {name: (directory / name).read_text() for name in test_files}
-    return {name: enable(text) if enable else text for name, text in texts.items()}
-
-
 class PolyglotError(ValueError):
     """Bad checkout or exercise metadata; the message names the exercise."""
 
@@ -188,9 +181,12 @@ class PolyglotBenchmark:
             repo, grade_dir = Path(tmp) / "repo", Path(tmp) / "grade"
             self.prepare_workspace(instance_id, repo)
             (grade_dir / "tests").mkdir(parents=True)
-            for name, text in hidden_tests(lang, directory, files["test"]).items():
-                (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
-                (grade_dir / "tests" / name).write_text(text)
+            for name in files["test"]:
+                hidden = grade_dir / "tests" / name
+                hidden.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(directory / name, hidden)
+                if tests.enable_all:  # every test switched on, as the polyglot harness runs them
+                    hidden.write_text(tests.enable_all(hidden.read_text()))
             (grade_dir / "model.patch").write_text(patch)
             (grade_dir / "grade.sh").write_text(_grade_script(tests, files["test"]))
             spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id},
