@@ -171,7 +171,7 @@ class SWEBenchBenchmark:
         if backend != "docker":
             raise SWEBenchUnavailable(f"SWE-bench grading runs in the instance's Docker image; backend {backend!r} cannot")
         run_instance, make_test_spec = harness()
-        spec = test_spec(row, make_test_spec)
+        spec = harness_test_spec(row, make_test_spec)
         if self._docker_client is None:
             self._require_docker()
         client = self._docker_client or docker_client()
@@ -208,7 +208,7 @@ def harness():
     return run_evaluation.run_instance, make_test_spec
 
 
-def test_spec(row: dict, make_test_spec):
+def harness_test_spec(row: dict, make_test_spec):
     """The harness's TestSpec for a dataset row; a missing field is named."""
     missing = [key for key in TEST_SPEC_FIELDS if row.get(key) in (None, "")]
     if missing:
