@@ -233,3 +233,55 @@ def test_cli_prints_the_harness_report(tmp_path):
     instance = load_instance(FIXTURES / "django.json")
     assert json.loads(proc.stdout) == theirs(instance, (FIXTURES / "django_failed.txt").read_text(), tmp_path,
                                              patch="<patch>")
+
+
+# ---------------------------------------------------------------- generated logs, every parser
+
+TESTS = ["t.py::test_a", "t.py::test_b[1-2]", "t.py::test_c[/abs/path/file.txt]", "t.py::test_d[log(photon",
+         "test_e (app.tests.T)", "test_f", "sympy/core/tests/test_x.py:test_g", "t.py::test_h[MouseButton.LEFT]"]
+LINES = [
+    "{status} {test}", "{status} {test}", "FAILED {test} - AssertionError: a - b", "{test} {status}",
+    "{test} {status} [ 50%]", "\x1b[31m{status}\x1b[0m {test}", "[1m{status}[0m {test}", "SKIPPED [2] t.py:3: why",
+    "PASSED [100%]", "ERROR: file or directory not found: {test}", "{test} ... ok", "{test} ... FAIL",
+    "{test} ... ERROR", "{test} ... skipped 'no db'", "FAIL: {test}", "ERROR: {test}", "ok", "{test} ...",
+    "{test} ok", "{test} F", "{test} E", "________ {test} ________", "collected 0 items", "Tests:       3 passed",
+    "ModuleNotFoundError: No module named 'x'", "Killed", "", "   indented {status} {test}",
+]
+PARSER_NAMES = ["parse_log_pytest", "parse_log_pytest_options", "parse_log_pytest_v2", "parse_log_matplotlib",
+                "parse_log_seaborn", "parse_log_django", "parse_log_sympy"]
+
+
+def _generated_log(rng) -> str:
+    body = []
+    for _ in range(rng.randint(0, 12)):
+        template = rng.choice(LINES)
+        body.append(template.format(status=rng.choice(["PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL", "XPASS"]),
+                                    test=rng.choice(TESTS)))
+    text = "\n".join(body)
+    shape = rng.random()
+    if shape < 0.6:
+        text = f"{START}\n{text}\n{END}\n"
+    elif shape < 0.7:
+        text = f"{START}\n{text}\n"
+    elif shape < 0.8:
+        text = f"{rng.choice(body) if body else ''}\n{START}\n{END}\n{text}\n"
+    if rng.random() < 0.4:
+        text += f">>>>> Test Exit Code: {rng.choice([0, 1, 2, 4])}\n"
+    if rng.random() < 0.05:
+        text += rng.choice([">>>>> Patch Apply Failed", ">>>>> Tests Timed Out", "Timeout error: 60 seconds exceeded."])
+    return text
+
+
+@pytest.mark.parametrize("parser", PARSER_NAMES)
+def test_generated_logs_match_the_harness(tmp_path, parser):
+    """300 seeded random logs per parser, mixing the line shapes each parser reads (and ones that fool a
+    lenient reading), graded by us and by the harness: the reports must be equal."""
+    import random
+
+    rng = random.Random(parser)
+    for _ in range(300):
+        instance = {"instance_id": "x__y-1", "repo": "x/y", "log_parser": parser,
+                    "eval_type": rng.choice(["pass_and_fail", "pass_and_fail", "fail_only"]),
+                    "FAIL_TO_PASS": rng.sample(TESTS, rng.randint(0, 3)), "PASS_TO_PASS": rng.sample(TESTS, rng.randint(0, 3))}
+        log = _generated_log(rng)
+        assert grade_log(instance, log, patch="diff") == theirs(instance, log, tmp_path), log
