@@ -1,11 +1,20 @@
-"""SWE-bench adapter parts that run without Docker: dataset files, DGM subsets, predictions, errors.
-Docker-backed preparation/grading is not exercised here (no daemon on this machine)."""
+"""SWE-bench adapter: dataset files, DGM subsets, predictions, errors, and grading through the installed
+swebench harness with a mocked Docker client (see the section below)."""
 
+import io
 import json
+import tarfile
+import threading
+import time
+from unittest import mock
 
+import docker
 import pytest
+import swebench
+from swebench.harness import run_evaluation
 
 from dgm.bench import load_benchmark
+from dgm.bench import swebench as swebench_adapter
 from dgm.bench.swebench import SWEBenchUnavailable, dgm_subset, load_dataset_file, predictions_jsonl
 
 ROW = {"instance_id": "django__django-10973", "repo": "django/django", "base_commit": "abc",
@@ -68,18 +77,6 @@ def test_clear_errors(dataset, tmp_path):
 # exec_run_with_timeout and get_eval_report. Only Docker is replaced: a unittest.mock client whose
 # container answers `git apply` and "runs" /eval.sh by streaming a scripted test log, and the harness's
 # cleanup_container (it shells out to the docker CLI). Real containers: the docker helper's end-to-end test.
-
-import io
-import tarfile
-import threading
-import time as _time
-from unittest import mock
-
-import docker
-import swebench
-from swebench.harness import run_evaluation
-
-from dgm.bench import swebench as swebench_adapter
 
 HARNESS_ROW = {
     "instance_id": "django__django-11099", "repo": "django/django", "version": "3.0", "base_commit": "abc",
@@ -198,10 +195,10 @@ def test_a_patch_that_does_not_apply_and_a_timeout(harness_bench):
                                                             backend="docker", timeout=60)
     assert (result.outcome, result.reason) == ("error", "model patch does not apply")
     assert not result.report[HARNESS_ROW["instance_id"]]["patch_successfully_applied"]
-    started = _time.monotonic()
+    started = time.monotonic()
     result = harness_bench(FakeDocker(hang_s=3)).grade(HARNESS_ROW["instance_id"], MODEL_PATCH, backend="docker",
                                                        timeout=1)
-    assert result.outcome == "timeout" and _time.monotonic() - started < 3
+    assert result.outcome == "timeout" and time.monotonic() - started < 3
 
 
 def test_unsupported_harness_version_and_incomplete_rows_are_named(harness_bench, monkeypatch, tmp_path):
