@@ -68,21 +68,28 @@ def task_artifacts_dir(out_dir: Path, task_id: str, eval_index: int = 0) -> Path
 
 
 def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[str]]:
-    """Task ids of each stage (a subset name or an explicit list); ValueError names the bad entry."""
+    """Task ids of each stage (a subset name or an explicit list); ValueError names the bad entry.
+
+    A task already in an earlier stage is not run again (DGM's polyglot small and medium subsets share
+    one), so a cumulative score counts every task once.
+    """
     known, subsets = set(benchmark.task_ids()), benchmark.subsets()
-    stages = []
+    stages, seen = [], set()
     for index, stage in enumerate(cfg.stages):
         where = f"evaluation.stages.{index}.tasks"
         if isinstance(stage.tasks, list):
-            unknown = [t for t in stage.tasks if t not in known]
-            if unknown:
-                raise ValueError(f"{where}: unknown task ids {unknown} in benchmark {benchmark.name!r}")
-            stages.append(stage.tasks)
+            tasks = stage.tasks
         elif stage.tasks in subsets:
-            stages.append(subsets[stage.tasks])
+            tasks = subsets[stage.tasks]
         else:
             raise ValueError(f"{where}: benchmark {benchmark.name!r} has no subset {stage.tasks!r} "
                              f"(subsets: {', '.join(subsets)})")
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise ValueError(f"{where}: {len(unknown)} task ids not in benchmark {benchmark.name!r} (first: "
+                             f"{unknown[0]}); a stage's score is over all its tasks, so none may be missing")
+        stages.append([t for t in dict.fromkeys(tasks) if t not in seen])
+        seen.update(tasks)
     return stages
 
 

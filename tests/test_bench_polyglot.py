@@ -29,9 +29,12 @@ def _solve(bench, tmp_path, iid, use_example=True):
 
 
 def test_lists_exercises_and_dgm_subsets(bench):
-    assert bench.task_ids() == ["cpp__reverse-string", "java__hello-world", "javascript__hello-world", "python__beer-song",
-                                "python__leap", "python__two-fer", "rust__bowling"]
-    assert bench.subsets()["small"] == ["python__beer-song", "rust__bowling"]  # DGM's ids present here
+    assert bench.task_ids() == ["cpp__reverse-string", "java__hello-world", "javascript__hello-world",
+                                "javascript__leap", "python__beer-song", "python__leap", "python__two-fer", "rust__bowling"]
+    # DGM's subsets whole: a subset is never shrunk to what a checkout has (its score is over all its tasks)
+    assert [len(ids) for ids in bench.subsets().values()] == [10, 50]
+    with pytest.raises(KeyError, match=r"subset 'small': 8 of 10 exercises are not in"):
+        bench.task_ids("small")
 
 
 def test_workspace_hides_tests_and_example(bench, tmp_path):
@@ -71,28 +74,100 @@ def _rust_sysroot() -> str | None:
     return subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip() or None
 
 
-COMPILED = [  # exercise, the example's source file, the solution file it replaces, what the host needs
-    ("cpp__reverse-string", ".meta/example.cpp", "reverse_string.cpp", shutil.which("cmake") and shutil.which("g++")),
-    ("rust__bowling", ".meta/example.rs", "src/lib.rs", _rust_sysroot()),
+# exercise, the example's source file, the solution file it replaces, a solution that passes only the first
+# test (the others are switched off as Exercism ships them), what the host needs
+COMPILED = [
+    ("cpp__reverse-string", ".meta/example.cpp", "reverse_string.cpp",
+     '#include "reverse_string.h"\nnamespace reverse_string {\nstd::string reverse_string(const std::string& text) '
+     '{ return text; }\n}\n', shutil.which("cmake") and shutil.which("g++")),
+    ("rust__bowling", ".meta/example.rs", "src/lib.rs", "pub fn score(_rolls: &[u32]) -> u32 {\n    0\n}\n",
+     _rust_sysroot()),
 ]
 
 
-@pytest.mark.parametrize("iid,example,solution,toolchain", COMPILED, ids=[c[0] for c in COMPILED])
-def test_compiled_languages_are_graded_for_real(backend, tmp_path, iid, example, solution, toolchain):
+@pytest.mark.parametrize("iid,example,solution,first_test_only,toolchain", COMPILED, ids=[c[0] for c in COMPILED])
+def test_compiled_languages_are_graded_with_every_test_switched_on(backend, tmp_path, iid, example, solution,
+                                                                     first_test_only, toolchain):
+    """The example resolves; a solution that passes only the test Exercism leaves switched on does not
+    (a grader without -DEXERCISM_RUN_ALL_TESTS=1 / --include-ignored would call it resolved)."""
     if not toolchain:
         pytest.skip(f"no toolchain on this host for {iid}")
     toolchains = [toolchain] if iid.startswith("rust") else []
     bench = load_benchmark(f"polyglot:{FIXTURE}", toolchains=toolchains)
-    for use_example, expected in ((True, "resolved"), (False, "unresolved")):
-        repo = tmp_path / f"{iid}-{use_example}"
+    lang, name = iid.split("__")
+    for variant, expected in (("example", "resolved"), ("first-test-only", "unresolved")):
+        repo = tmp_path / f"{iid}-{variant}"
         bench.prepare_workspace(iid, repo)
-        if use_example:
-            shutil.copy(FIXTURE / iid.split("__")[0] / "exercises" / "practice" / iid.split("__")[1] / example,
-                        repo / solution)
-        else:  # the stub, touched so that the patch is not empty
-            (repo / solution).write_text((repo / solution).read_text() + "\n")
+        if variant == "example":
+            shutil.copy(FIXTURE / lang / "exercises" / "practice" / name / example, repo / solution)
+        else:
+            (repo / solution).write_text(first_test_only)
         result = bench.grade(iid, git(repo, "diff", "HEAD").stdout, backend=backend, timeout=300)
         assert result.outcome == expected, result.test_log[-2000:]
+        if variant == "first-test-only" and lang == "cpp":
+            assert "2 passed, 3 failed" in result.test_log  # the guarded tests compiled and ran (a palindrome passes)
+
+
+def test_javascript_specs_run_with_every_xtest_switched_on(backend, tmp_path):
+    """Exercism's JavaScript specs leave only the first test on (`xtest(` for the rest); the harness rewrites
+    them to `test(`. Jest cannot run here (an npm registry package; sandboxes are offline), so a stand-in
+    `npm` on the toolchain path shows the spec files exactly as the grading sandbox holds them."""
+    stand_in = tmp_path / "npm-stand-in"
+    (stand_in / "bin").mkdir(parents=True)
+    (stand_in / "bin" / "npm").write_text('#!/bin/sh\n[ "$1" = install ] && exit 0\ncat ./*.spec.js\nexit 1\n')
+    (stand_in / "bin" / "npm").chmod(0o755)
+    bench = load_benchmark(f"polyglot:{FIXTURE}", toolchains=[str(stand_in)])
+    repo = tmp_path / "ws"
+    bench.prepare_workspace("javascript__leap", repo)
+    assert not (repo / "leap.spec.js").exists()
+    (repo / "leap.js").write_text("export const isLeap = () => false;\n")
+    result = bench.grade("javascript__leap", git(repo, "diff", "HEAD").stdout, backend=backend, timeout=120)
+    assert result.outcome == "unresolved", result.test_log[-1500:]
+    spec = result.test_log.split(">>>>> Start Test Output")[1]
+    assert "xtest(" not in spec and spec.count("  test(") == 4
+
+
+def test_java_disabled_tests_are_switched_on():
+    """Exercism's Java tests carry @Disabled("Remove to run test") on all but the first (Gradle cannot run
+    offline here, so this checks the text grading copies into the sandbox)."""
+    from dgm.bench.polyglot import enable_junit_tests
+
+    text = ("    @Test\n    public void first() {}\n\n    @Disabled(\"Remove to run test\")\n    @Test\n"
+            "    public void second() {}\n\n    @Disabled\n    @Test\n    public void third() {}\n")
+    enabled = enable_junit_tests(text)
+    assert "@Disabled" not in enabled and enabled.count("@Test") == 3 and "public void third()" in enabled
+    assert "import org.junit.jupiter.api.Disabled;" in enable_junit_tests("import org.junit.jupiter.api.Disabled;\n")
+
+
+def test_a_task_in_two_subsets_is_run_and_counted_once(tmp_path, monkeypatch):
+    """DGM's polyglot small and medium subsets share a task: stage 2 runs only the new ones, and the
+    cumulative score is over the 59 distinct tasks (10, then 10 + 49), each counted once."""
+    import json
+
+    from dgm.agent_run import SandboxPolicy
+    from dgm.bench.polyglot import DATA
+    from dgm.config import AgentLimits, EvaluationSection, Stage
+    from dgm.evaluate import Evaluator
+    from dgm.store.records import TaskResult
+
+    small, medium = (json.loads((DATA / f"polyglot_{n}.json").read_text()) for n in ("small", "medium"))
+    shared = set(small) & set(medium)
+    assert len(shared) == 1
+    for iid in small + medium:  # a checkout holding every exercise of both subsets
+        lang, name = iid.split("__")
+        meta = tmp_path / lang / "exercises" / "practice" / name / ".meta"
+        meta.mkdir(parents=True, exist_ok=True)
+        (meta / "config.json").write_text('{"files": {"solution": ["s"], "test": ["t"]}}')
+    cfg = EvaluationSection(benchmark="polyglot", stages=[Stage(tasks="small"), Stage(tasks="medium", threshold=0.4)])
+    evaluator = Evaluator(benchmark=load_benchmark(f"polyglot:{tmp_path}"), policy=SandboxPolicy("local"), llm=None,
+                          cfg=cfg, limits=AgentLimits())
+    ran = []
+    monkeypatch.setattr(evaluator, "run_task", lambda _agent, task, stage, *_a, **_k: ran.append(task) or TaskResult(
+        task, stage, "resolved" if task in shared else "unresolved", 0.0, "submitted"))
+    evaluation = evaluator.evaluate(tmp_path / "agent", "n1", "1:0", tmp_path / "out", all_stages=True)
+    assert len(ran) == len(set(ran)) == 59
+    assert [(s.resolved, s.total) for s in evaluation.stages] == [(1, 10), (1, 59)]
+    assert evaluator.full_size == 59
 
 
 def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(bench, backend, monkeypatch):
@@ -124,11 +199,14 @@ def test_a_toolchain_missing_inside_the_sandbox_is_an_error_not_a_failed_task(be
 
 
 def test_shipped_polyglot_config_accepts_a_checkout_path():
+    """The path reaches the benchmark; this small checkout lacks most of DGM's subsets, which must be an
+    error that names the stage and a missing task, not a run over fewer tasks."""
     from dgm.config import load_config
     from dgm.run import check_before_running
 
     config = load_config("experiments/polyglot.yaml", [f"evaluation.benchmark_options.path={FIXTURE}"])
-    assert "rust__bowling" in check_before_running(config).task_ids()
+    with pytest.raises(ValueError, match=r"evaluation\.stages\.0\.tasks: 8 task ids not in benchmark 'polyglot'"):
+        check_before_running(config)
 
 
 def test_bad_checkout_and_unknown_exercise(bench, tmp_path):

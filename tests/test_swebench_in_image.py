@@ -33,7 +33,7 @@ from dgm.sandbox.docker import daemon_status
 IID = "django__django-11099"
 IMAGE = "sweb.eval.x86_64.django_1776_django-11099:latest"
 ROW = {"instance_id": IID, "repo": "django/django", "base_commit": "abc", "problem_statement": "Fix the validator",
-       "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]"}
+       "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]", "image": IMAGE}  # swebench 5 rows name their image
 BEFORE = {"validators.py": "REGEX = r'^[\\w.@+-]+$'\n", "README": "django\n"}
 AFTER = {"validators.py": "REGEX = r'\\A[\\w.@+-]+\\Z'\n", "README": "django\n", "notes.txt": "new file\n"}
 

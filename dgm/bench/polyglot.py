@@ -8,6 +8,11 @@ The agent's workspace holds the solution stubs and the docs; test files and the 
 solution stay hidden until grading, which copies the tests into a fresh sandbox and runs the
 language's test command. A task is resolved when that command exits 0.
 
+Exercism ships most tests switched off (a student enables them one by one); the polyglot harness
+(Aider's benchmark, which DGM's mirrors) switches every one on, and so does grading here:
+JavaScript `xtest(` becomes `test(`, Java loses `@Disabled`, Rust runs `--include-ignored`, C++
+builds with `-DEXERCISM_RUN_ALL_TESTS=1`. A solution that passes only the first test is unresolved.
+
 A bwrap sandbox sees the host's /usr but not your home, so a toolchain installed elsewhere (rustup's
 ~/.rustup/toolchains/<name>, a Go or JDK tarball under /opt) is invisible inside unless it is named
 in the `toolchains` option; the agent's and the grader's sandboxes then show it (SandboxSpec.toolchains).
@@ -18,11 +23,12 @@ error that says so, never a correct solution scored as unresolved.
 from __future__ import annotations
 
 import json
-import logging
+import re
 import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +38,6 @@ from .grading_rules import instance_report, tests_status
 from .patches import split_patch
 from .pytest_log import parse_pytest_log
 
-log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 GRADE_DIR_INSIDE = "/dgm_grade"
 TOOLCHAIN_MISSING = ">>>>> Toolchain Missing: "
@@ -46,6 +51,17 @@ class LanguageTests:
     run: str  # the test command; {tests} = the exercise's test files
     prepare: str = ""  # must succeed offline before the tests can run...
     prepare_needs: str = ""  # ...and when it fails, this is what is missing
+    enable_all: Callable[[str], str] | None = None  # switches on the tests a test file ships switched off
+
+
+def enable_jest_tests(text: str) -> str:
+    """Exercism's JavaScript specs skip all but the first test with `xtest(`."""
+    return re.sub(r"\bxtest\(", "test(", text)
+
+
+def enable_junit_tests(text: str) -> str:
+    """Exercism's Java tests skip all but the first with `@Disabled("Remove to run test")`."""
+    return re.sub(r"^[ \t]*@Disabled(\([^)]*\))?[ \t]*\r?\n", "", text, flags=re.M)
 
 
 TEST_COMMANDS = {
@@ -53,10 +69,14 @@ TEST_COMMANDS = {
     "go": LanguageTests("go", "go test ./..."),
     "rust": LanguageTests("cargo", "cargo test --offline -- --include-ignored"),
     "javascript": LanguageTests("npm", "npm test", prepare="npm install --offline --no-audit --no-fund",
-                                prepare_needs="the exercise's npm packages (jest...) in the offline npm cache"),
-    "cpp": LanguageTests("cmake", "mkdir -p build && cd build && cmake .. >/dev/null && make"),
+                                prepare_needs="the exercise's npm packages (jest...) in the offline npm cache",
+                                enable_all=enable_jest_tests),
+    # Exercism's CMakeLists.txt compiles the guarded tests only with EXERCISM_RUN_ALL_TESTS; `make` runs them.
+    "cpp": LanguageTests("cmake", 'mkdir -p build && cd build && cmake -DEXERCISM_RUN_ALL_TESTS=1 -G "Unix Makefiles" .. '
+                                  "&& make"),
     "java": LanguageTests("java", "./gradlew test --offline", prepare="./gradlew --offline --version",
-                          prepare_needs="the Gradle distribution of the exercise's wrapper (it cannot be downloaded)"),
+                          prepare_needs="the Gradle distribution of the exercise's wrapper (it cannot be downloaded)",
+                          enable_all=enable_junit_tests),
 }
 
 
@@ -88,20 +108,17 @@ class PolyglotBenchmark:
         subsets = self.subsets()
         if subset not in subsets:
             raise KeyError(f"unknown polyglot subset {subset!r}; known: {', '.join(subsets)}")
+        present = set(self.task_ids())
+        missing = [i for i in subsets[subset] if i not in present]
+        if missing:
+            raise KeyError(f"polyglot subset {subset!r}: {len(missing)} of {len(subsets[subset])} exercises are not in "
+                           f"{self.root} (first: {missing[0]})")
         return subsets[subset]
 
     def subsets(self) -> dict[str, list[str]]:
-        """DGM's small/medium subsets, restricted to exercises present in this checkout."""
-        present = set(self.task_ids())
-        out = {}
-        for name in ("small", "medium"):
-            ids = json.loads((DATA / f"polyglot_{name}.json").read_text())
-            missing = [i for i in ids if i not in present]
-            if missing:
-                log.warning("polyglot subset %s: %d of %d exercises missing from %s (e.g. %s)",
-                            name, len(missing), len(ids), self.root, missing[0])
-            out[name] = [i for i in ids if i in present]
-        return out
+        """DGM's small/medium subsets, whole: scores are over every task of a subset (as the paper
+        reports them), so an exercise missing from the checkout is an error, never a smaller subset."""
+        return {name: json.loads((DATA / f"polyglot_{name}.json").read_text()) for name in ("small", "medium")}
 
     def _exercise(self, instance_id: str) -> tuple[str, Path, dict]:
         lang, sep, name = instance_id.partition("__")
@@ -170,8 +187,11 @@ class PolyglotBenchmark:
             self.prepare_workspace(instance_id, repo)
             (grade_dir / "tests").mkdir(parents=True)
             for name in files["test"]:
-                (grade_dir / "tests" / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(directory / name, grade_dir / "tests" / name)
+                hidden = grade_dir / "tests" / name
+                hidden.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(directory / name, hidden)
+                if tests.enable_all:  # every test switched on, as the polyglot harness runs them
+                    hidden.write_text(tests.enable_all(hidden.read_text()))
             (grade_dir / "model.patch").write_text(patch)
             (grade_dir / "grade.sh").write_text(_grade_script(tests, files["test"]))
             spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id},

@@ -1,24 +1,32 @@
-"""SWE-bench (Verified) through the official harness: an optional extra that needs Docker.
+"""SWE-bench (Verified) through the installed swebench harness (5.x): an optional extra that needs Docker.
 
     bench = load_benchmark("swebench", dataset="verified.jsonl")      # local JSON/JSONL/parquet
-    bench = load_benchmark("swebench", dataset="princeton-nlp/SWE-bench_Verified")  # HF, online
+    bench = load_benchmark("swebench", dataset="SWE-bench/SWE-bench_Verified")  # HF, online
     bench.task_ids("small")   # DGM's subsets (small 10, medium 50, big 140), shipped in dgm/bench/data/
 
-Agents run inside the instance's image (docker sandbox, image `sweb.eval.x86_64.<id>`), the
-repository at /testbed: `agent_workspace(id)` says so and the evaluator runs the agent there
-(dgm.agent_run.run_agent_in_image); the image's `testbed` conda env comes first on PATH so the
-agent's shell commands run the project's tests with the project's Python. Grading writes a predictions JSONL in SWE-bench's format and calls the
-swebench harness (lazy import); its report is returned unchanged.
+Agents run inside the instance's image (docker sandbox; the image the dataset row names, which is the
+one the harness grades in), the repository at /testbed: `agent_workspace(id)` says so and the evaluator
+runs the agent there (dgm.agent_run.run_agent_in_image); the image's `testbed` conda env comes first on
+PATH so the agent's shell commands run the project's tests with the project's Python.
+
+Grading drops the patch's test-file diffs, builds the harness's TestSpec with swebench's make_test_spec,
+and calls swebench's run_instance under a fresh run id; the report it returns is kept unchanged and its
+logs (test_output.txt, run_instance.log, report.json...) are copied to the task's log dir.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from .base import GradeResult, InImageWorkspace, TaskInfo
 from .grading_rules import instance_report
+from .patches import strip_test_changes
 
 DATA = Path(__file__).parent / "data"
 SUBSETS = ("small", "medium", "big")
@@ -122,7 +130,13 @@ class SWEBenchBenchmark:
                         "project's usual test runner.")
 
     def image(self, instance_id: str) -> str:
-        return f"sweb.eval.x86_64.{instance_id.lower().replace('__', '_1776_')}:latest"
+        """The instance's image, as the harness names it: the dataset row's `image` (what swebench 5's
+        make_test_spec puts in the TestSpec it runs)."""
+        image = self.row(instance_id).get("image")
+        if not image:
+            raise SWEBenchUnavailable(f"dataset {self.dataset_name}: instance {instance_id} has no 'image'; swebench 5 "
+                                      "datasets name each instance's image (SWE-bench/SWE-bench_Verified has them)")
+        return image
 
     def agent_workspace(self, instance_id: str) -> InImageWorkspace:
         """Agents work inside the instance's image, on /testbed (the optional Benchmark capability)."""
@@ -138,12 +152,6 @@ class SWEBenchBenchmark:
         if not ok:
             raise SWEBenchUnavailable(f"SWE-bench needs a running Docker daemon: {reason}")
 
-    def _require_harness(self):
-        try:
-            from swebench.harness import run_evaluation  # noqa: F401
-        except ImportError:
-            raise SWEBenchUnavailable("grading SWE-bench needs the swebench package: pip install -e .[swebench]") from None
-
     def prepare_workspace(self, instance_id: str, dest: Path) -> TaskInfo:
         """Only a check: the workspace of an instance lives in its image (/testbed, see
         agent_workspace); `dest` receives nothing."""
@@ -154,36 +162,116 @@ class SWEBenchBenchmark:
 
     def grade(self, instance_id: str, model_patch: str, *, backend: str, timeout: float,
               log_dir: Path | None = None) -> GradeResult:
+        """Grade with the installed harness's run_instance, after dropping the patch's test-file diffs (as
+        the official DGM does: an agent's edits to tests are not part of its fix)."""
         row = self.row(instance_id)
         started = time.monotonic()
-        if not (model_patch or "").strip():
-            return GradeResult(instance_id, "empty_patch", instance_report(instance_id, patch=model_patch, applied=False, status=None),
-                               reason="empty patch")
+        patch, stripped = strip_test_changes(model_patch or "")
+        if not patch.strip():
+            reason = "the patch only changes test files" if stripped else "empty patch"
+            return GradeResult(instance_id, "empty_patch", instance_report(instance_id, patch=model_patch, applied=False,
+                                                                           status=None),
+                               stripped_files=stripped, reason=reason)
         if backend != "docker":
             raise SWEBenchUnavailable(f"SWE-bench grading runs in the instance's Docker image; backend {backend!r} cannot")
-        self._require_harness()
-        self._require_docker()
-        return self._grade_with_harness(row, model_patch, timeout, log_dir, started)
+        run_instance, make_test_spec = harness()
+        spec = harness_test_spec(row, make_test_spec)
+        if self._docker_client is None:
+            self._require_docker()
+        client = self._docker_client or docker_client()
+        result = grade_with_harness(run_instance, spec, patch, client, timeout, log_dir)
+        result.stripped_files, result.duration_s = stripped, time.monotonic() - started
+        return result
 
-    def _grade_with_harness(self, row, model_patch, timeout, log_dir, started) -> GradeResult:  # pragma: no cover - docker
-        import docker
-        from swebench.harness.run_evaluation import run_instance
-        try:  # the module moved between swebench releases
-            from swebench.harness.utils import make_test_spec
-        except ImportError:
-            from swebench.harness.test_spec.test_spec import make_test_spec
 
-        iid = row["instance_id"]
-        spec = make_test_spec(row)
-        pred = {"instance_id": iid, "model_name_or_path": MODEL_NAME, "model_patch": model_patch}
-        client = self._docker_client or docker.from_env()
-        result = run_instance(spec, pred, client=client, run_id=f"dgm-{int(started)}", timeout=int(timeout))
-        report = (result or {}).get("report") or instance_report(iid, patch=model_patch, applied=False, status=None)
-        resolved = bool(report.get(iid, {}).get("resolved"))
-        outcome = "resolved" if resolved else "unresolved" if report.get(iid, {}).get("patch_successfully_applied") else "error"
-        out = GradeResult(iid, outcome, report, duration_s=time.monotonic() - started)
-        if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            (Path(log_dir) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-            (Path(log_dir) / "predictions.jsonl").write_text(predictions_jsonl({iid: model_patch}))
-        return out
+# ---------------------------------------------------------------- the installed harness (swebench 5.x)
+
+SUPPORTED_HARNESS = "5"  # the swebench major version whose run_instance/make_test_spec are called below
+TEST_SPEC_FIELDS = ("instance_id", "image", "repo", "version", "FAIL_TO_PASS", "PASS_TO_PASS", "log_parser",
+                    "eval_type", "eval_script")  # the dataset fields swebench 5's make_test_spec reads
+# run_instance writes under RUN_EVALUATION_LOG_DIR, a path relative to the working directory; dgm points
+# it here instead (process-wide, the same for every thread) and copies each instance's logs to its log_dir.
+HARNESS_LOG_ROOT = Path(tempfile.gettempdir()) / "dgm-swebench-harness"
+HARNESS_LOG_FILES = ("report.json", "test_output.txt", "run_instance.log", "patch.diff", "eval.sh")
+
+
+def harness():
+    """(run_instance, make_test_spec) of the installed swebench; a clear error if it is missing or is a
+    version whose signatures dgm does not call correctly."""
+    try:
+        import swebench
+        from swebench.harness import run_evaluation
+        from swebench.harness.utils import make_test_spec
+    except ImportError as exc:
+        raise SWEBenchUnavailable(f"grading SWE-bench needs the swebench package ({exc}): pip install -e .[swebench]") from None
+    version = getattr(swebench, "__version__", "unknown")
+    if version.split(".")[0] != SUPPORTED_HARNESS:
+        raise SWEBenchUnavailable(f"swebench {version} is installed; dgm calls the swebench {SUPPORTED_HARNESS}.x harness "
+                                  f"(run_instance returning (instance_id, report)): pip install 'swebench>=5,<6'")
+    run_evaluation.RUN_EVALUATION_LOG_DIR = HARNESS_LOG_ROOT
+    return run_evaluation.run_instance, make_test_spec
+
+
+def harness_test_spec(row: dict, make_test_spec):
+    """The harness's TestSpec for a dataset row; a missing field is named."""
+    missing = [key for key in TEST_SPEC_FIELDS if row.get(key) in (None, "")]
+    if missing:
+        raise SWEBenchUnavailable(f"instance {row.get('instance_id')}: the dataset row lacks {', '.join(missing)}, which "
+                                  "the swebench 5 harness needs (use a SWE-bench dataset made for swebench 5)")
+    return make_test_spec(row)
+
+
+def new_run_id() -> str:
+    """Unique per grading: the harness names containers and log dirs by run id and returns a report it
+    finds under a reused one instead of grading again."""
+    return f"dgm-{uuid.uuid4().hex[:16]}"
+
+
+def docker_client():
+    import docker
+
+    return docker.from_env()
+
+
+def grade_with_harness(run_instance, spec, patch: str, client, timeout: float, log_dir: Path | None) -> GradeResult:
+    """Run swebench's run_instance for one patch and read what it returns: (instance_id, report) after a
+    graded run, None when it stopped early (patch did not apply, tests timed out, no image...)."""
+    iid = spec.instance_id
+    run_id = new_run_id()
+    prediction = {"instance_id": iid, "model_name_or_path": MODEL_NAME, "model_patch": patch}
+    result = run_instance(test_spec=spec, pred=prediction, client=client, run_id=run_id, timeout=math.ceil(timeout))
+    harness_dir = HARNESS_LOG_ROOT / run_id / MODEL_NAME / iid
+    logs = {name: (harness_dir / name).read_text(errors="replace") for name in HARNESS_LOG_FILES
+            if (harness_dir / name).is_file()}
+    shutil.rmtree(HARNESS_LOG_ROOT / run_id, ignore_errors=True)
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        for name, text in logs.items():
+            (Path(log_dir) / name).write_text(text)
+    test_log = logs.get("test_output.txt", "")
+    if result is None:
+        outcome, reason = _stopped_early(logs)
+        return GradeResult(iid, outcome, instance_report(iid, patch=patch, applied=False, status=None), test_log,
+                           reason=reason)
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict) and iid in result[1]):
+        raise SWEBenchUnavailable(f"swebench's run_instance returned {type(result).__name__} {str(result)[:80]!r}; dgm "
+                                  f"expects swebench {SUPPORTED_HARNESS}.x's (instance_id, report)")
+    report = result[1]
+    entry = report[iid]
+    if entry.get("resolved"):
+        return GradeResult(iid, "resolved", report, test_log)
+    if entry.get("patch_successfully_applied"):
+        return GradeResult(iid, "unresolved", report, test_log)
+    reason = "the test log shows no test results" + (f" ({entry['infra_failure_reason']})"
+                                                     if entry.get("infra_failure_reason") else "")
+    return GradeResult(iid, "error", report, test_log, reason=reason)
+
+
+def _stopped_early(logs: dict[str, str]) -> tuple[str, str]:
+    if "Timeout error:" in logs.get("test_output.txt", ""):
+        return "timeout", "tests timed out"
+    instance_log = logs.get("run_instance.log", "")
+    if ">>>>> Patch Apply Failed" in instance_log:
+        return "error", "model patch does not apply"
+    last = [line for line in instance_log.splitlines() if line.strip()][-1:] or ["no harness log"]
+    return "error", f"the swebench harness stopped: {last[0][:300]}"

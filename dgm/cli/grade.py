@@ -1,4 +1,5 @@
-"""`dgm grade swebench`: grade a SWE-bench test log without Docker, print the report JSON."""
+"""`dgm grade swebench`: grade a SWE-bench test log without Docker, print the report JSON (the same
+report the installed swebench harness writes to report.json for that log)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="grade_command", metavar="BENCH", required=True)
     p = add_command(sub, "swebench", _swebench,
                     "Print the SWE-bench per-instance report for a test_output.txt (no Docker needed). "
-                    "INSTANCE.json needs instance_id, repo, FAIL_TO_PASS, PASS_TO_PASS.",
+                    "INSTANCE.json needs instance_id, repo, FAIL_TO_PASS, PASS_TO_PASS; log_parser and eval_type "
+                    "are read when present (swebench 5 datasets).",
                     "dgm grade swebench --instance django__django-11099.json --log test_output.txt")
     p.add_argument("--instance", required=True, type=Path, help="instance JSON (a dataset row)")
     p.add_argument("--log", required=True, type=Path, help="the harness's test_output.txt")
