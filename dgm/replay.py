@@ -34,6 +34,8 @@ def replay_config(original: Path) -> Config:
     config = Config.model_validate(tree)
     config.llm.cache = "replay"
     config.llm.cache_dir = (original / "llm_cache").resolve() if config.llm.cache_dir is None else config.llm.cache_dir
+    # The cache is scoped by run: read the original run's answers (or those it read itself).
+    config.llm.cache_run = config.llm.cache_run or RunStore.open(original, read_only=True).run_info()["run_id"]
     return config
 
 

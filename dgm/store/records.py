@@ -32,7 +32,7 @@ class Node:
     parent_id: str | None
     generation: int
     attempt_id: str
-    status: str  # evaluated | no_patch | not_compiled | failed
+    status: str  # evaluated | no_patch | not_compiled | failed | budget_exhausted
     compiled: bool
     admitted: bool
     entry: str | None = None
