@@ -192,6 +192,29 @@ def test_budget_refusal(make_gateway, upstream, budgets, other_context, other_re
     assert gw.stats.budget_refusals == len(refusals)
 
 
+def test_the_framework_learns_of_a_budget_refusal_from_the_gateway(make_gateway, upstream):
+    """Whatever the agent made of its 402, the step that was refused raises BudgetExceeded when it ends."""
+    from dgm.llm.budget import BudgetExceeded
+    from dgm.llm_access import LLMAccess
+
+    gw = make_gateway(budgets=Budgets(node_usd=0.00001))
+    llm = LLMAccess(gw, "run1")
+    paid, refused = llm.context("n1", "1:0", "task", "t1"), llm.context("n1", "1:0", "task", "t2")
+    with llm.agent_env(paid) as env:  # under budget: the step ends normally
+        client, model = client_from_env(env | {"DGM_LLM_SOCKET": str(gw.socket_path)}, max_retries=0)
+        client.chat.completions.create(model=model, messages=MSG)
+    assert gw.budget_refusal(paid) is None
+    with pytest.raises(BudgetExceeded, match="node n1 budget") as err:
+        with llm.agent_env(refused) as env:
+            client, model = client_from_env(env | {"DGM_LLM_SOCKET": str(gw.socket_path)}, max_retries=0)
+            with pytest.raises(openai.APIStatusError):  # the agent sees a 402 and may do anything with it
+                client.chat.completions.create(model=model, messages=MSG)
+    assert err.value.scope == "node" and gw.budget_refusal(refused) is err.value
+    with pytest.raises(BudgetExceeded, match="node n1 budget"):  # the framework's own chat, too
+        llm.chat(llm.context("n1", "1:0", "task"))(MSG)
+    assert len(upstream.chat_requests) == 1
+
+
 def test_budget_resumes_from_spent_amounts(make_gateway, upstream):
     gw = make_gateway(budgets=Budgets(run_usd=5.0, node_usd=1.0, spent_run=1.0, spent_by_node={"n1": 1.0}))
     with pytest.raises(openai.APIStatusError, match=r"node n1 budget of \$1.0000 exhausted"):
