@@ -146,7 +146,6 @@ class LLMSection(Strict):
                                                     "`dgm replay` sets the original run's id")
     budgets: BudgetSection = BudgetSection()
     prices: dict[str, dict[str, float]] = Field({}, description="{model: {input, cached_input, output}} USD per 1M tokens")
-    retry_max_attempts: int = Field(6, ge=1)
 
     @model_validator(mode="before")
     @classmethod
