@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dgm.llm.pricing import PriceTable, UnknownPrice
+
 SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest")
 TIMEOUT_MARGIN_S = 300.0  # covers an agent's last step past its own limit: one LLM call and a tool run
 
@@ -154,13 +156,38 @@ class BudgetSection(Strict):
 
 
 class LLMSection(Strict):
-    coding: ModelRoute = ModelRoute(provider="scripted")
-    diagnosis: ModelRoute = ModelRoute(provider="scripted")
+    task: ModelRoute = Field(ModelRoute(provider="scripted"), description="solves benchmark tasks")
+    self_modify: ModelRoute = Field(ModelRoute(provider="scripted"), description="runs inside a parent rewriting itself")
+    diagnosis: ModelRoute = Field(ModelRoute(provider="scripted"), description="diagnoses a parent's failures")
     cache: Literal["off", "read_write", "replay"] = "read_write"
     cache_dir: Path | None = Field(None, description="default: <run_dir>/llm_cache; `dgm replay` points it at the original run's")
+    cache_run: str | None = Field(None, description="run whose cached answers are read (default: this run); "
+                                                    "`dgm replay` sets the original run's id")
     budgets: BudgetSection = BudgetSection()
-    prices: dict[str, dict[str, float]] = {}
-    retry_max_attempts: int = Field(6, ge=1)
+    prices: dict[str, dict[str, float]] = Field({}, description="{model: {input, cached_input, output}} USD per 1M tokens")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_coding_role(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "coding" in data:
+            raise ValueError("llm.coding is gone: the paper's model roles are llm.task (solves benchmark tasks) and "
+                             "llm.self_modify (rewrites agents); rename llm.coding to llm.task and add llm.self_modify")
+        return data
+
+    @model_validator(mode="after")
+    def _every_model_has_a_price(self) -> "LLMSection":
+        table = self.price_table()
+        for role, route in self.roles().items():
+            if route.provider != "scripted" and table.price(route.model) is None:
+                raise ValueError(f"llm.{role}.model: {UnknownPrice(route.model)}")
+        return self
+
+    def roles(self) -> dict[str, ModelRoute]:
+        return {"task": self.task, "self_modify": self.self_modify, "diagnosis": self.diagnosis}
+
+    def price_table(self) -> PriceTable:
+        """The shipped price table with `llm.prices` on top (ValueError names a bad entry)."""
+        return PriceTable.load(overrides=self.prices or None)
 
 
 class Config(Strict):
@@ -195,7 +222,7 @@ class Config(Strict):
 
     @property
     def uses_scripted_model(self) -> bool:
-        return "scripted" in (self.llm.coding.provider, self.llm.diagnosis.provider)
+        return any(route.provider == "scripted" for route in self.llm.roles().values())
 
     @property
     def selection_method(self) -> str:

@@ -7,6 +7,8 @@ stage-3 threshold but never applies it; we apply it. With fewer than two fully e
 nodes there is no second-best score and only the 40% rule applies.
 
 Crashes and timeouts count as failures, so every denominator is the number of tasks attempted.
+A budget hit is not a failure: a task whose agent the gateway refused a call for budget raises
+`BudgetExceeded` (from `LLMAccess.agent_env`), which ends the evaluation without a score.
 
 A stage's tasks run in parallel (`evaluation.workers`, as the official code's 5 to 50 task workers);
 each task holds one of the run's sandbox slots (`run.max_concurrency`) while its agent runs and its
@@ -29,6 +31,7 @@ from pathlib import Path
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection, harness_timeout
+from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
 from dgm.progress import NoProgress, Progress
 from dgm.store.records import StageScore, TaskResult
@@ -185,6 +188,8 @@ class Evaluator:
             (task_dir / "model_patch.diff").write_text(run.patch)
             outcome = self._outcome(task_id, run, task_dir)
             exit_status = run.exit_status
+        except BudgetExceeded:  # the budget, not the agent, ended this task: no outcome
+            raise
         except Exception as exc:  # a broken task or agent must not take the node down with it
             (task_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
             outcome, exit_status = "error", "framework_error"

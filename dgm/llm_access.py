@@ -1,4 +1,9 @@
-"""The framework's handle on the LLM gateway: per-attempt tokens for agents, chat for diagnoses."""
+"""The framework's handle on the LLM gateway: per-attempt tokens for agents, chat for diagnoses.
+
+Each call is served by the model of its purpose's role (`llm.task`, `llm.self_modify`,
+`llm.diagnosis`). When the gateway refused a call for budget, the step that made it raises
+`BudgetExceeded` once it ends: a budget hit stops the work, it never becomes the step's result.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +22,35 @@ class LLMAccess:
     def context(self, node_id: str | None, attempt_id: str | None, purpose: str, task_id: str | None = None) -> CallContext:
         return CallContext(self.run_id, node_id, attempt_id, purpose, task_id)
 
+    def raise_if_refused(self, context: CallContext) -> None:
+        """Raise the gateway's BudgetExceeded if it refused any call of `context` for budget."""
+        refusal = self.gateway.budget_refusal(context)
+        if refusal is not None:
+            raise refusal
+
     @contextmanager
-    def agent_env(self, context: CallContext, alias: str = "coding") -> Iterator[dict[str, str]]:
-        """Environment for one sandboxed agent run; its token dies with the run."""
-        token = self.gateway.issue_token(context, alias)
+    def agent_env(self, context: CallContext) -> Iterator[dict[str, str]]:
+        """Environment for one sandboxed agent run; its token dies with the run.
+
+        Raises BudgetExceeded on exit if the gateway refused the agent a call for budget.
+        """
+        token = self.gateway.issue_token(context)
         try:
-            yield self.gateway.agent_env(token, alias)
+            yield self.gateway.agent_env(token)
         finally:
             self.gateway.revoke(token)
+        self.raise_if_refused(context)
 
-    def chat(self, context: CallContext, alias: str = "diagnosis") -> ChatFn:
+    def chat(self, context: CallContext) -> ChatFn:
         def ask(messages: list[dict]) -> str:
-            token = self.gateway.issue_token(context, alias)
+            token = self.gateway.issue_token(context)
             try:
                 with self.gateway.client(token) as client:
-                    response = client.chat.completions.create(model=alias, messages=messages)
+                    response = client.chat.completions.create(model=context.purpose, messages=messages)
                 return response.choices[0].message.content or ""
+            except Exception:
+                self.raise_if_refused(context)  # a budget refusal stops the diagnosis, it is not a failure
+                raise
             finally:
                 self.gateway.revoke(token)
 

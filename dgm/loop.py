@@ -18,6 +18,12 @@ compiled children can be compared with ours.
 Every attempt is one (generation, slot) with the idempotency key "generation:slot". Its random
 choices come from an RNG seeded by (run seed, generation, slot), and selection from one seeded by
 (run seed, generation), so a resumed run makes exactly the decisions an uninterrupted one would.
+
+Budgets stop work, they never score it. A child that exhausts its node (or attempt) budget is
+recorded with status "budget_exhausted": not admitted, no score, no task outcomes. When the run
+budget runs out mid-attempt, that attempt is paused (status "budget_exhausted" in the store, not
+finished) and the run stops; `--resume RUN --set llm.budgets.run_usd=...` re-runs the paused
+attempt under its key, its paid LLM answers replayed from the cache at $0.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dgm.diagnose import ParentEvidence, build_prompt, diagnose
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
 from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
 from dgm.improve import build_child, problem_statement, self_modify
+from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
 from dgm.patches import patch_stats
 from dgm.progress import NoProgress, Progress
@@ -49,6 +56,7 @@ from dgm.store.runstore import crash_point
 from dgm.textutil import read_json
 
 INITIAL = "initial"
+BUDGET_EXHAUSTED = "budget_exhausted"  # node status, paused-attempt status and stop-reason prefix
 
 
 def node_id_for(generation: int, slot: int) -> str:
@@ -80,12 +88,18 @@ class DarwinGodelMachine:
     # -- Algorithm 1 -------------------------------------------------------------------------
     def run(self) -> str:
         self.store.cleanup_orphans()
+        try:
+            reason = self._generations()
+        except BudgetExceeded as exc:  # an attempt was paused: the generation stays unfinished
+            reason = self._budget_stop(exc)
+        self.store.events.append("stop", reason=reason)
+        return reason
+
+    def _generations(self) -> str:
         self.initialize_archive()
-        reason = "generations done"
         for generation in range(1, self.cfg.loop.generations + 1):
             if stop := self.stop_reason():
-                reason = stop
-                break
+                return stop
             if self._generation_done(generation):
                 continue
             parents = self.select_parents(generation)
@@ -95,10 +109,7 @@ class DarwinGodelMachine:
             self.store.finish_generation(generation)
             crash_point("generation_done", generation)
             self.ctx.report(self._generation_line(generation))
-        else:
-            reason = self.stop_reason() or reason
-        self.store.events.append("stop", reason=reason)
-        return reason
+        return self.stop_reason() or "generations done"
 
     def initialize_archive(self) -> None:
         """The initial agent is committed and evaluated once per run (or loaded from a cached evaluation)."""
@@ -114,7 +125,11 @@ class DarwinGodelMachine:
         if tests.exit_code != 0:
             raise RuntimeError(f"the initial agent's own tests fail in the {self.ctx.policy.backend} sandbox "
                                f"(see {work / 'own_tests.txt'}):\n{tests.output[-2000:]}")
-        evaluation = self._initial_evaluation(agent, attempt_id, work)
+        try:
+            evaluation = self._initial_evaluation(agent, attempt_id, work)
+        except BudgetExceeded as exc:  # the run cannot go on without the initial agent's score
+            self._pause(attempt_id, INITIAL, exc)
+            raise
         node = Node(node_id=INITIAL, parent_id=None, generation=0, attempt_id=attempt_id, status="evaluated",
                     compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
                     stages=evaluation.stages, paper_compiled=evaluation.paper_compiled)
@@ -153,6 +168,11 @@ class DarwinGodelMachine:
         child_dir = None
         try:
             child_dir, results = self._attempt(node, work)
+        except BudgetExceeded as exc:
+            if exc.scope == "run":
+                self._pause(attempt_id, node_id, exc)
+                raise
+            node.status, node.error = BUDGET_EXHAUSTED, f"{exc.scope} budget exhausted: {exc}"
         except Exception as exc:  # a bad child never crashes the run
             node.status, node.error = "failed", f"{type(exc).__name__}: {exc}"
             node.paper_compiled = False  # the official code has no evaluation of such a child either
@@ -229,6 +249,19 @@ class DarwinGodelMachine:
                                  compiled=node.compiled, paper_compiled=node.paper_compiled, score=node.score,
                                  admitted=node.admitted)
 
+    # -- budgets -------------------------------------------------------------------------------
+    def _pause(self, attempt_id: str, node_id: str, exc: BudgetExceeded) -> None:
+        """Leave an attempt unfinished, marked as stopped by a budget; `--resume` re-runs it."""
+        self.store.pause_attempt(attempt_id, BUDGET_EXHAUSTED)
+        self.store.events.append(BUDGET_EXHAUSTED, node=node_id, attempt=attempt_id, scope=exc.scope,
+                                 message=str(exc))
+        self.ctx.report(f"  {node_id}: paused, {exc}")
+
+    def _budget_stop(self, exc: BudgetExceeded) -> str:
+        key = {"run": "run_usd", "node": "node_usd", "attempt": "attempt_usd"}[exc.scope]
+        return (f"{BUDGET_EXHAUSTED}: {exc}; continue with: python -m dgm.run --resume {self.store.run_dir} "
+                f"--set llm.budgets.{key}=<more>")
+
     # -- helpers -------------------------------------------------------------------------------
     def _initial_evaluation(self, agent: Path, attempt_id: str, work: Path) -> Evaluation:
         cached = self.cfg.evaluation.initial_results
@@ -303,7 +336,8 @@ class DarwinGodelMachine:
         if loop.wall_clock_hours is not None and time.monotonic() - self.ctx.started > loop.wall_clock_hours * 3600:
             return f"wall-clock limit ({loop.wall_clock_hours} h) reached"
         if self.ctx.budget_exhausted():
-            return "run budget exhausted"
+            return (f"{BUDGET_EXHAUSTED}: the run budget is spent; continue with: python -m dgm.run --resume "
+                    f"{self.store.run_dir} --set llm.budgets.run_usd=<more>")
         best = max((n.score or 0.0 for n in self.store.archive()), default=0.0)
         if loop.target_score is not None and best >= loop.target_score:
             return f"target score {loop.target_score} reached"

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from dgm.config import Config
+from dgm.config import Config, load_config
 from dgm.store import RunStore
 
 
@@ -30,10 +28,11 @@ class ReplayReport:
 
 
 def replay_config(original: Path) -> Config:
-    tree = yaml.safe_load((original / "config.yaml").read_text())
-    config = Config.model_validate(tree)
+    config = load_config(original / "config.yaml")  # the resolved config: its seed is set
     config.llm.cache = "replay"
     config.llm.cache_dir = (original / "llm_cache").resolve() if config.llm.cache_dir is None else config.llm.cache_dir
+    # The cache is scoped by run: read the original run's answers (or those it read itself).
+    config.llm.cache_run = config.llm.cache_run or RunStore.open(original, read_only=True).run_info()["run_id"]
     return config
 
 

@@ -29,16 +29,16 @@ from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
 from dgm.llm.gateway import Gateway
-from dgm.llm.pricing import PriceTable
 from dgm.llm.upstream import build_upstreams
 from dgm.llm_access import LLMAccess
-from dgm.loop import INITIAL, DarwinGodelMachine, RunContext
+from dgm.loop import BUDGET_EXHAUSTED, INITIAL, DarwinGodelMachine, RunContext
 from dgm.progress import StoreProgress, live_view
 from dgm.sandbox.base import Limits
 from dgm.sandbox.hostdir import cleanup_leftover_dirs
 from dgm.store import RunStore, StoreError
 
-RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
+# On resume only stopping rules and budgets may change, so past decisions stay valid.
+RESUMABLE_KEYS = ("loop.", "llm.budgets.")
 # Runs saved before the harness had to outlast the agent may hold a timeout equal to the agent's limit;
 # raising it is the one other change a resume accepts (it only lets such agents hand in their patch).
 RESUMABLE_TIMEOUTS = ("evaluation.task_timeout_s=", "agent.self_modify_timeout_s=")
@@ -59,9 +59,9 @@ def scripted_options(benchmark) -> dict:
 @contextmanager
 def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark | None = None) -> Iterator[RunContext]:
     benchmark = benchmark or load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
-    prices = PriceTable.load(overrides=config.llm.prices or None)
+    prices = config.llm.price_table()
     routes = build_upstreams(
-        {"coding": config.llm.coding.gateway_entry(), "diagnosis": config.llm.diagnosis.gateway_entry()},
+        {role: route.gateway_entry() for role, route in config.llm.roles().items()},
         prices=prices,
         scripted_kwargs=scripted_options(benchmark) if config.uses_scripted_model else None,
         require_keys=config.llm.cache != "replay",  # a replay answers from the cache: no key needed
@@ -69,8 +69,11 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
     spent = {row["key"]: row["cost_usd"] for row in store.llm_totals("node_id") if row["key"]}
     budgets = Budgets(config.llm.budgets.run_usd, config.llm.budgets.node_usd, config.llm.budgets.attempt_usd,
                       spent_by_node=spent, spent_run=store.spent_usd())
-    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices,
-                      cache=ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache))
+    # The cache is scoped to this run (or, for `dgm replay`, to the run it replays): runs sharing a
+    # cache_dir, e.g. two seeds, never replay each other's answers.
+    cache = ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache,
+                          run=config.llm.cache_run or run_id)
+    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices, cache=cache)
     with gateway:
         gateway.preflight()
         sandbox = config.sandbox
@@ -109,6 +112,8 @@ def resume_run(run_dir: Path, overrides: list[str], *, yes: bool = False) -> tup
     store = RunStore.open(run_dir)
     config = load_config(run_dir / "config.yaml", overrides)
     confirm_cost(config, yes, store=store)
+    if overrides:  # kept, so a later resume does not fall back to the old limits
+        (run_dir / "config.yaml").write_text(config.to_yaml())
     run_id = store.run_info()["run_id"]
     # Sandboxes of a killed run leave their host dirs (copies of repos) behind; only this run's dead ones go.
     leftovers = cleanup_leftover_dirs(run_id)
@@ -178,13 +183,18 @@ def print_summary(store: RunStore, reason: str) -> None:
     info = store.run_info()
     nodes = store.nodes()
     archive = [n for n in nodes if n.admitted]
-    best = max(archive, key=lambda n: n.score or 0.0)
     totals = store.llm_totals()[0]
     if info["scripted"]:
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     console.print(f"[bold]run {info['run_id']}[/] stopped: {reason}")
-    console.print(f"  children: {len(nodes) - 1}, admitted: {len(archive) - 1}, "
-                  f"best: {best.node_id} score {best.score:.2f} on {best.tasks_evaluated} tasks")
+    if archive:
+        best = max(archive, key=lambda n: n.score or 0.0)
+        console.print(f"  children: {len(nodes) - 1}, admitted: {len(archive) - 1}, "
+                      f"best: {best.node_id} score {best.score:.2f} on {best.tasks_evaluated} tasks")
+    else:
+        console.print("  the initial agent is not evaluated yet")
+    for paused in store.paused_attempts():
+        console.print(f"  attempt {paused['attempt_id']}: {paused['status']} (re-run on resume)")
     console.print(f"  LLM calls: {totals['calls']}, tokens: {totals['prompt_tokens'] + totals['completion_tokens']}, "
                   f"cost: ${totals['cost_usd']:.2f}")
     console.print(f"  run directory: {store.run_dir}")
@@ -228,7 +238,8 @@ def run_to_completion(config: Config, store: RunStore, run_id: str, benchmark: B
         console.print(f"[red]run failed:[/] {type(exc).__name__}: {exc}")
         console.print(f"fix the cause, then: python -m dgm.run --resume {store.run_dir}")
         return 1
-    store.set_run_status("finished", reason)
+    # A budget stop is a pause: the run is resumable with a raised budget, not finished.
+    store.set_run_status("stopped" if reason.startswith(BUDGET_EXHAUSTED) else "finished", reason)
     print_summary(store, reason)
     return 0
 
@@ -237,7 +248,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="experiment YAML (e.g. experiments/quickstart.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set loop.generations=5 (repeatable)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its directory")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted or budget-stopped run from its directory (with --set, only "
+                             "loop.* and llm.budgets.* may change)")
     parser.add_argument("--yes", action="store_true",
                         help="start a run that calls a paid endpoint without asking to confirm its estimated cost")
 

@@ -193,9 +193,10 @@ def test_exhausted_run_budget_stops_the_loop_before_the_next_generation(tmp_path
     spent_after_first_generation = lambda: any(g["finished_at"] for g in store_box[0].generations())
     dgm_ = machine(tmp_path, ARCHIVE[:1], budget_exhausted=spent_after_first_generation, loop={"generations": 5})
     store_box.append(dgm_.store)
-    assert dgm_.run() == "run budget exhausted"  # (generation 1's attempts fail: this machine has no model)
+    reason = dgm_.run()  # (generation 1's attempts fail: this machine has no model)
+    assert reason.startswith("budget_exhausted: the run budget is spent; continue with: python -m dgm.run --resume")
     assert [g["generation"] for g in dgm_.store.generations()] == [1]
-    assert [e["reason"] for e in dgm_.store.events.read() if e["event"] == "stop"] == ["run budget exhausted"]
+    assert [e["reason"] for e in dgm_.store.events.read() if e["event"] == "stop"] == [reason]
 
 
 def test_run_with_a_spent_budget_stops_cleanly(tmp_path):
@@ -209,10 +210,12 @@ def test_run_with_a_spent_budget_stops_cleanly(tmp_path):
          "--set", f"evaluation.initial_results={initial}", "--set", "llm.budgets.run_usd=0"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "stopped: run budget exhausted" in " ".join(proc.stdout.split())
+    assert "stopped: budget_exhausted: the run budget is spent" in " ".join(proc.stdout.split())
     (run_dir,) = [p for p in tmp_path.iterdir() if (p / "run.db").exists()]
     store = RunStore.open(run_dir, read_only=True)
-    assert (store.run_info()["status"], store.run_info()["stop_reason"]) == ("finished", "run budget exhausted")
+    # Stopped (resumable with --set llm.budgets.run_usd=...), not finished.
+    assert store.run_info()["status"] == "stopped"
+    assert store.run_info()["stop_reason"].startswith("budget_exhausted: the run budget is spent")
     assert store.generations() == [] and [n.node_id for n in store.nodes()] == ["initial"]
 
 

@@ -28,8 +28,8 @@ def test_unknown_keys_are_rejected(tmp_path):
 
 
 def test_openai_route_needs_endpoint_model_and_key_name(tmp_path):
-    with pytest.raises(ConfigError, match="llm.coding.*base_url, api_key_env, model"):
-        load_config(_write(tmp_path, "llm:\n  coding: {provider: openai}\n"))
+    with pytest.raises(ConfigError, match="llm.task.*base_url, api_key_env, model"):
+        load_config(_write(tmp_path, "llm:\n  task: {provider: openai}\n"))
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path):

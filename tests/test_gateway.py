@@ -56,7 +56,7 @@ def make_gateway(upstream, monkeypatch):
     started = []
 
     def make(*, settings=None, retry=None, tcp=False, **kwargs) -> Gateway:
-        config = {"coding": {"base_url": upstream.base_url, "api_key_env": KEY_ENV, "model": "gpt-4o",
+        config = {"task": {"base_url": upstream.base_url, "api_key_env": KEY_ENV, "model": "gpt-4o",
                              "retry": retry or FAST_RETRY, "settings": settings or {}}}
         kwargs.setdefault("sink", MemorySink())
         gw = Gateway(build_upstreams(config), tcp=tcp, **kwargs).start()
@@ -73,7 +73,7 @@ def client_for(gw, context=None):
 
 
 def ask(client, content="fix the bug", **kwargs):
-    return client.chat.completions.create(model="coding", messages=[{"role": "user", "content": content}], **kwargs)
+    return client.chat.completions.create(model="task", messages=[{"role": "user", "content": content}], **kwargs)
 
 
 # -- metering ----------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_scripted_routes_cost_nothing():
 
     sink = MemorySink()
     # "gpt-4o" as the model name would be priced if the route were not scripted.
-    with Gateway({"coding": Route("coding", Canned(), "gpt-4o")}, sink=sink) as gw:
+    with Gateway({"task": Route("task", Canned(), "gpt-4o")}, sink=sink) as gw:
         assert ask(client_for(gw)).choices[0].message.content == "ok"
     assert sink.records[0].cost_usd == 0.0 and sink.records[0].prompt_tokens == 10**6
 
@@ -128,9 +128,9 @@ def test_unknown_or_revoked_token_gets_401(make_gateway, upstream):
 
 def test_agent_env_reaches_the_gateway_over_the_socket(make_gateway):
     gw = make_gateway()
-    token = gw.issue_token(ctx(purpose="self_modify"))
+    token = gw.issue_token(ctx(purpose="self_modify"), "task")  # an explicit alias overrides the purpose's
     env = gw.agent_env(token)
-    assert env == {"OPENAI_BASE_URL": "http://gateway/v1", "OPENAI_API_KEY": token, "DGM_MODEL": "coding",
+    assert env == {"OPENAI_BASE_URL": "http://gateway/v1", "OPENAI_API_KEY": token, "DGM_MODEL": "task",
                    "DGM_LLM_SOCKET": "/run/dgm/llm.sock"}
     # Local backend (no bind mount): the host socket path itself.
     local_env = gw.agent_env(token, inside_socket=gw.socket_path)
@@ -138,8 +138,8 @@ def test_agent_env_reaches_the_gateway_over_the_socket(make_gateway):
     assert client.chat.completions.create(model=model, messages=MSG).choices[0].message.content == "hello"
     assert len(str(gw.socket_path)) < 108
     models = client.models.list()
-    assert [m.id for m in models] == ["coding"]
-    with pytest.raises(ValueError, match="issued for model 'coding'"):
+    assert [m.id for m in models] == ["task"]
+    with pytest.raises(ValueError, match="issued for model 'task'"):
         gw.agent_env(token, "diagnosis")
 
 
@@ -157,7 +157,7 @@ def test_only_the_tokens_model_is_served(make_gateway, upstream):
     client.chat.completions.create(model="gpt-4o", messages=MSG)
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="o1", messages=MSG)
-    assert err.value.code == "model_not_found" and "'coding'" in err.value.message
+    assert err.value.code == "model_not_found" and "'task'" in err.value.message
     assert len(upstream.chat_requests) == 1
 
 
@@ -190,6 +190,29 @@ def test_budget_refusal(make_gateway, upstream, budgets, other_context, other_re
     refusals = [r for r in gw.sink.records if r.error]
     assert refusals and refusals[0].error.startswith("budget_exceeded") and refusals[0].cost_usd == 0
     assert gw.stats.budget_refusals == len(refusals)
+
+
+def test_the_framework_learns_of_a_budget_refusal_from_the_gateway(make_gateway, upstream):
+    """Whatever the agent made of its 402, the step that was refused raises BudgetExceeded when it ends."""
+    from dgm.llm.budget import BudgetExceeded
+    from dgm.llm_access import LLMAccess
+
+    gw = make_gateway(budgets=Budgets(node_usd=0.00001))
+    llm = LLMAccess(gw, "run1")
+    paid, refused = llm.context("n1", "1:0", "task", "t1"), llm.context("n1", "1:0", "task", "t2")
+    with llm.agent_env(paid) as env:  # under budget: the step ends normally
+        client, model = client_from_env(env | {"DGM_LLM_SOCKET": str(gw.socket_path)}, max_retries=0)
+        client.chat.completions.create(model=model, messages=MSG)
+    assert gw.budget_refusal(paid) is None
+    with pytest.raises(BudgetExceeded, match="node n1 budget") as err:
+        with llm.agent_env(refused) as env:
+            client, model = client_from_env(env | {"DGM_LLM_SOCKET": str(gw.socket_path)}, max_retries=0)
+            with pytest.raises(openai.APIStatusError):  # the agent sees a 402 and may do anything with it
+                client.chat.completions.create(model=model, messages=MSG)
+    assert err.value.scope == "node" and gw.budget_refusal(refused) is err.value
+    with pytest.raises(BudgetExceeded, match="node n1 budget"):  # the framework's own chat, too
+        llm.chat(llm.context("n1", "1:0", "task"))(MSG)
+    assert len(upstream.chat_requests) == 1
 
 
 def test_budget_resumes_from_spent_amounts(make_gateway, upstream):
@@ -311,7 +334,7 @@ def test_model_settings_shape_the_upstream_request(make_gateway, upstream):
     client = client_for(make_gateway(settings={"supports_system_role": False, "supports_temperature": False,
                                                "max_tokens_param": "max_completion_tokens",
                                                "reasoning_effort": "high"}))
-    client.chat.completions.create(model="coding", temperature=0.7, max_tokens=99, messages=[
+    client.chat.completions.create(model="task", temperature=0.7, max_tokens=99, messages=[
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
     assert upstream.chat_requests[0].body == {
         "model": "gpt-4o", "max_completion_tokens": 99, "reasoning_effort": "high",
@@ -321,7 +344,7 @@ def test_model_settings_shape_the_upstream_request(make_gateway, upstream):
 # -- cache and replay ----------------------------------------------------------------------------
 def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
     cache_dir = tmp_path / "llm_cache"
-    gw = make_gateway(cache=ResponseCache(cache_dir, "read_write"))
+    gw = make_gateway(cache=ResponseCache(cache_dir, "read_write", run="run1"))
     upstream.script(fu.status(400), fu.ok("first"), fu.ok("second"), fu.ok("other attempt"))
     client = client_for(gw)
     with pytest.raises(openai.BadRequestError):
@@ -335,7 +358,7 @@ def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
     assert len(upstream.chat_requests) == 4 and gw.stats.cache_hits == 0
 
     # Replay: a fresh gateway (same attempt ids) answers the recorded sequence at $0, refuses anything new.
-    replay = make_gateway(cache=ResponseCache(cache_dir, "replay"))
+    replay = make_gateway(cache=ResponseCache(cache_dir, "replay", run="run1"))
     client = client_for(replay)
     assert [ask(client).choices[0].message.content for _ in range(2)] == ["first", "second"]
     hit = replay.sink.records[-1]
@@ -350,7 +373,7 @@ def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
 
 
 def test_cache_shared_across_attempts_when_asked(make_gateway, upstream, tmp_path):
-    gw = make_gateway(cache=ResponseCache(tmp_path / "c", "read_write", share_across_attempts=True))
+    gw = make_gateway(cache=ResponseCache(tmp_path / "c", "read_write", run="run1", share_across_attempts=True))
     upstream.script(fu.ok("first"), fu.ok("second"))
     assert ask(client_for(gw)).choices[0].message.content == "first"
     other = client_for(gw, ctx(attempt="a2", node="n2"))
@@ -359,7 +382,7 @@ def test_cache_shared_across_attempts_when_asked(make_gateway, upstream, tmp_pat
 
 
 def test_cache_off_always_asks_upstream(make_gateway, upstream, tmp_path):
-    gw = make_gateway(cache=ResponseCache(tmp_path / "c", "off"))
+    gw = make_gateway(cache=ResponseCache(tmp_path / "c", "off", run="run1"))
     client = client_for(gw)
     ask(client), ask(client_for(gw, ctx(attempt="a2")))
     assert len(upstream.chat_requests) == 2 and not (tmp_path / "c").exists()
@@ -368,7 +391,7 @@ def test_cache_off_always_asks_upstream(make_gateway, upstream, tmp_path):
 # -- secrets -----------------------------------------------------------------------------------
 def test_the_upstream_key_never_leaves_the_gateway(make_gateway, upstream, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
-    gw = make_gateway(tcp=True, cache=ResponseCache(tmp_path / "cache"))
+    gw = make_gateway(tcp=True, cache=ResponseCache(tmp_path / "cache", run="run1"))
     token = gw.issue_token(ctx())
     env = gw.agent_env(token)
     env_tcp = gw.agent_env(token, use_tcp=True)
@@ -379,10 +402,10 @@ def test_the_upstream_key_never_leaves_the_gateway(make_gateway, upstream, caplo
     headers = {"Authorization": f"Bearer {token}"}
     bodies = []
     for _ in range(5):
-        reply = raw.post("http://gateway/v1/chat/completions", headers=headers, json={"model": "coding", "messages": MSG})
+        reply = raw.post("http://gateway/v1/chat/completions", headers=headers, json={"model": "task", "messages": MSG})
         bodies.append(reply.text)
         assert reply.status_code >= 400 and reply.json()["error"]["code"]
-    ok = raw.post("http://gateway/v1/chat/completions", headers=headers, json={"model": "coding", "messages": MSG})
+    ok = raw.post("http://gateway/v1/chat/completions", headers=headers, json={"model": "task", "messages": MSG})
     assert ok.status_code == 200
     bodies.append(raw.get("http://gateway/v1/models", headers=headers).text)
     bodies.append(raw.get("http://gateway/v1/nowhere", headers=headers).text)
@@ -417,14 +440,14 @@ def test_concurrent_requests_are_served_in_parallel(make_gateway, upstream):
 
 def test_scripted_route_through_the_gateway():
     """The real scripted model (dgm.llm.scripted) behind the gateway: metered at $0, cached like any other."""
-    routes = build_upstreams({"coding": {"provider": "scripted"}})
+    routes = build_upstreams({"task": {"provider": "scripted"}})
     sink = MemorySink()
     with Gateway(routes, sink=sink) as gw:
         answer = ask(client_for(gw))
     assert answer.choices[0].message is not None
     (record,) = sink.records
     assert record.cost_usd == 0 and record.error is None and record.model == "scripted"
-    with pytest.raises(ConfigError, match=r"models.coding: bad options for the scripted model"):
-        build_upstreams({"coding": {"provider": "scripted", "no_such_option": 1}})
+    with pytest.raises(ConfigError, match=r"llm.task: bad options for the scripted model"):
+        build_upstreams({"task": {"provider": "scripted", "no_such_option": 1}})
     with pytest.raises(ConfigError, match=r"\['api_key_env'\] mean nothing for provider 'scripted'"):
-        build_upstreams({"coding": {"provider": "scripted", "api_key_env": "X"}})
+        build_upstreams({"task": {"provider": "scripted", "api_key_env": "X"}})

@@ -38,7 +38,7 @@ except httpx2.HTTPError:
 def test_sandboxed_agent_uses_the_gateway_socket(monkeypatch):
     monkeypatch.setenv("DGM_TEST_UPSTREAM_KEY", KEY)
     with fu.FakeUpstream("gpt-4o", api_key=KEY) as upstream:
-        routes = build_upstreams({"coding": {"base_url": upstream.base_url, "api_key_env": "DGM_TEST_UPSTREAM_KEY",
+        routes = build_upstreams({"task": {"base_url": upstream.base_url, "api_key_env": "DGM_TEST_UPSTREAM_KEY",
                                              "model": "gpt-4o"}})
         with Gateway(routes) as gw:
             env = gw.agent_env(gw.issue_token(CallContext("run1", "n1", "a1", "task")))

@@ -66,6 +66,10 @@ def test_status_json_reports_nodes_calls_and_the_scripted_model(small_run):
     data = json.loads(proc.stdout)
     assert data["scripted_model"] is True and "test double" in data["note"]
     assert len(data["nodes"]) == 5 and data["llm"]["total"]["calls"] > 0
+    by_role = {row["role"]: row for row in data["llm"]["by_role"]}
+    assert list(by_role) == ["task", "self_modify", "diagnosis"]
+    assert all(row["calls"] > 0 and row["models"] == ["scripted"] and row["cost_usd"] == 0 for row in by_role.values())
+    assert data["paused_attempts"] == []
     assert all({"parent", "score", "compiled", "status"} <= set(n) for n in data["nodes"])
 
 

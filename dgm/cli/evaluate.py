@@ -37,6 +37,7 @@ def _eval(args) -> int:
     from dgm.analysis.stats import wilson_interval
     from dgm.config import Config, ConfigError, Stage, load_config
     from dgm.llm.base import SCRIPTED_BANNER
+    from dgm.llm.budget import BudgetExceeded
     from dgm.run import check_before_running, console, new_run, runtime
     from dgm.store import Node
 
@@ -61,9 +62,14 @@ def _eval(args) -> int:
     if config.uses_scripted_model:
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     work = store.begin_attempt("0:initial", 0, 0, None)
-    with runtime(config, store, run_id, benchmark) as ctx:
-        evaluation = ctx.evaluator.evaluate(agent_dir, "initial", "0:initial", work, all_stages=True,
-                                            workers=args.workers)
+    try:
+        with runtime(config, store, run_id, benchmark) as ctx:
+            evaluation = ctx.evaluator.evaluate(agent_dir, "initial", "0:initial", work, all_stages=True,
+                                                workers=args.workers)
+    except BudgetExceeded as exc:  # a budget hit is not a score: no partial result is shown
+        store.set_run_status("stopped", f"budget_exhausted: {exc}")
+        console.print(f"[red]error:[/] budget exhausted, no score: {exc} (raise llm.budgets in --config)")
+        return 2
     node = Node(node_id="initial", parent_id=None, generation=0, attempt_id="0:initial", status="evaluated",
                 compiled=True, admitted=True, score=evaluation.score, tasks_evaluated=evaluation.tasks_evaluated,
                 stages=evaluation.stages)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from dgm.cli import add_command
 from dgm.analysis.runview import resolve_run
-from dgm.llm.base import SCRIPTED_BANNER
+from dgm.llm.base import PURPOSES, SCRIPTED_BANNER
 from dgm.store import RunStore, StoreError
-
 
 
 def register(subparsers) -> None:
@@ -33,6 +33,23 @@ def _run(args) -> int:
     return execute(args.config, args.set, args.resume, args.yes)
 
 
+def role_spend(store: RunStore, config_yaml: str) -> list[dict]:
+    """LLM spend per model role, with the model each role is configured to use and the models it metered."""
+    tree = yaml.safe_load(config_yaml) or {}
+    llm = tree.get("llm") if isinstance(tree, dict) else None
+    totals = {row["key"]: row for row in store.llm_totals("purpose")}
+    metered = store.llm_models()
+    empty = {k: 0 for k in ("calls", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
+                            "cache_hits", "budget_refusals")}
+    rows = []
+    for role in dict.fromkeys([*PURPOSES, *totals]):  # every role, even one without calls yet
+        entry = llm.get(role) if isinstance(llm, dict) else None
+        configured = (entry.get("model") or entry.get("provider")) if isinstance(entry, dict) else None
+        numbers = {k: v for k, v in totals.get(role, empty).items() if k != "key"}
+        rows.append({"role": role, "configured_model": configured, "models": metered.get(role, []), **numbers})
+    return rows
+
+
 def status_data(store: RunStore) -> dict:
     info = store.run_info()
     nodes = store.nodes()
@@ -43,6 +60,7 @@ def status_data(store: RunStore) -> dict:
         "scripted_model": bool(info["scripted"]),
         "note": SCRIPTED_BANNER if info["scripted"] else None,
         "generations": len(store.generations()),
+        "paused_attempts": store.paused_attempts(),
         "children": len(nodes) - 1 if nodes else 0,
         "admitted": sum(n.admitted for n in nodes),
         "nodes": [
@@ -57,7 +75,7 @@ def status_data(store: RunStore) -> dict:
         ],
         "llm": {
             "total": store.llm_totals()[0],
-            "by_purpose": store.llm_totals("purpose"),
+            "by_role": role_spend(store, info["config_yaml"]),
             "by_node": store.llm_totals("node_id"),
         },
     }
@@ -89,10 +107,15 @@ def _status(args) -> int:
                       "yes" if n["admitted"] else "no", score,
                       str(n["tasks_evaluated"]))
     console.print(table)
-    spend = Table("purpose", "calls", "prompt tokens", "completion tokens", "cache hits", "cost $")
-    for row in data["llm"]["by_purpose"]:
-        spend.add_row(row["key"], str(row["calls"]), str(row["prompt_tokens"]), str(row["completion_tokens"]),
-                      str(row["cache_hits"]), f"{row['cost_usd']:.4f}")
+    for paused in data["paused_attempts"]:
+        console.print(f"attempt {paused['attempt_id']} (parent {paused['parent_id'] or '-'}): {paused['status']}, "
+                      "re-run on --resume")
+    spend = Table("role", "model", "calls", "prompt tokens", "completion tokens", "cache hits", "budget refusals",
+                  "cost $", title="LLM spend by model role")
+    for row in data["llm"]["by_role"]:
+        spend.add_row(row["role"], ", ".join(row["models"]) or row["configured_model"] or "-", str(row["calls"]),
+                      str(row["prompt_tokens"]), str(row["completion_tokens"]), str(row["cache_hits"]),
+                      str(row["budget_refusals"]), f"{row['cost_usd']:.4f}")
     console.print(spend)
     by_node = Table("node", "calls", "tokens", "cost $", title="LLM spend by node")
     for row in data["llm"]["by_node"]:

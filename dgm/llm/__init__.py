@@ -6,7 +6,7 @@ Heavy pieces (gateway, upstream) are imported lazily so `import dgm.llm.base` st
 from dgm.llm.base import PURPOSES, CallContext, ContextOverflow, Upstream, UpstreamError, UsageRecord, UsageSink
 from dgm.llm.budget import BudgetExceeded, Budgets
 from dgm.llm.cache import ResponseCache
-from dgm.llm.pricing import Price, PriceTable
+from dgm.llm.pricing import Price, PriceTable, UnknownPrice
 
 _LAZY = {
     "Gateway": "dgm.llm.gateway",
@@ -24,7 +24,7 @@ _LAZY = {
 }
 
 __all__ = ["PURPOSES", "CallContext", "ContextOverflow", "Upstream", "UpstreamError", "UsageRecord", "UsageSink",
-           "BudgetExceeded", "Budgets", "ResponseCache", "Price", "PriceTable", *_LAZY.keys()]
+           "BudgetExceeded", "Budgets", "ResponseCache", "Price", "PriceTable", "UnknownPrice", *_LAZY.keys()]
 
 
 def __getattr__(name: str):

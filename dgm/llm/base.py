@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-PURPOSES = ("diagnosis", "self_modify", "task", "preflight")
+# Model roles, as in the paper: the model that solves benchmark tasks, the one that rewrites an agent
+# (self-modification) and the one that diagnoses. Each is its own `llm.<role>` config entry, gateway
+# alias and metering key; a call's purpose is the role it is served by.
+PURPOSES = ("task", "self_modify", "diagnosis")
 # Printed by every command whose results came from the scripted test double.
 SCRIPTED_BANNER = "scripted model (a deterministic test double, not an LLM): its scores measure nothing about real agents"
 
@@ -21,7 +24,7 @@ class CallContext:
     run_id: str
     node_id: str | None
     attempt_id: str | None
-    purpose: str  # one of PURPOSES
+    purpose: str  # one of PURPOSES (the model role)
     task_id: str | None = None
 
 

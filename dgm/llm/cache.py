@@ -1,15 +1,21 @@
 """Content-addressed response cache: the basis of replaying a run at $0.
 
 Key = sha256 of canonical JSON of (real model, the request fields that affect the output,
-sample index, caller scope). The sample index tells apart repeated identical requests within
-one scope: the k-th identical request gets index k, so a replay of stochastic sampling gets
-the same sequence of answers.
+sample index, run, caller scope). The sample index tells apart repeated identical requests
+within one scope: the k-th identical request gets index k, so a replay of stochastic sampling
+gets the same sequence of answers.
+
+The run is the cache's own namespace (`ResponseCache(run=...)`): the run id, or for a replay the
+id of the run being replayed. Two runs sharing a cache directory (two seeds of one experiment)
+therefore never replay each other's answers: their samples stay independent. A resumed run keeps
+its run id, so it finds the answers it already paid for.
 
 The scope is (attempt, purpose, task) - attempt ids are deterministic ("generation:slot"), so a
 replay or resume lines up. Keeping it in the key means a child whose prompts equal its
 parent's still gets fresh samples instead of silently replaying its parent's trajectory (which
 would correlate their scores). `share_across_attempts=True` drops the scope from the key: any
-attempt then reuses the k-th answer to an identical request (cheaper, not independent samples).
+attempt of the run then reuses the k-th answer to an identical request (cheaper, not independent
+samples).
 
 Files: ``<root>/ab/<hash>.json``, written atomically (temp file + rename), so a crash never
 leaves a half-written entry.
@@ -40,21 +46,27 @@ def request_fingerprint(request: dict) -> str:
     return hashlib.sha256(canonical_json(relevant).encode()).hexdigest()
 
 
-def cache_key(request: dict, sample_index: int, scope: str | None = None) -> str:
+def cache_key(request: dict, sample_index: int, scope: str | None = None, run: str | None = None) -> str:
     parts = [request_fingerprint(request), sample_index] + ([scope] if scope is not None else [])
+    if run is not None:
+        parts.append({"run": run})
     return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
 class ResponseCache:
-    def __init__(self, root: Path | str, mode: str = "read_write", *, share_across_attempts: bool = False):
+    def __init__(self, root: Path | str, mode: str = "read_write", *, run: str,
+                 share_across_attempts: bool = False):
         if mode not in MODES:
             raise ValueError(f"cache mode must be one of {MODES}, got {mode!r}")
+        if not run:
+            raise ValueError("a response cache belongs to a run: give run=<run id>")
         self.root = Path(root)
         self.mode = mode
+        self.run = run
         self.share_across_attempts = share_across_attempts
 
     def key(self, request: dict, sample_index: int, scope: str) -> str:
-        return cache_key(request, sample_index, None if self.share_across_attempts else scope)
+        return cache_key(request, sample_index, None if self.share_across_attempts else scope, self.run)
 
     @property
     def reads(self) -> bool:
@@ -83,7 +95,8 @@ class ResponseCache:
             return
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"key": key, "scope": scope, "sample_index": sample_index, "request": request, "response": response}
+        entry = {"key": key, "run": self.run, "scope": scope, "sample_index": sample_index, "request": request,
+                 "response": response}
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as fh:

@@ -6,11 +6,16 @@ For each request it:
 
 1. authenticates the per-attempt bearer token it issued (so metering knows who is calling,
    and agents never see the real upstream key);
-2. maps the model alias the agent asks for ("coding") to a route (upstream + real model);
+2. maps the model alias of the token (a model role: "task", "self_modify", "diagnosis") to a
+   route (upstream + real model);
 3. answers from the content-addressed cache when it can (cost $0), or in replay mode refuses
    a miss;
 4. otherwise checks the budgets and forwards to the upstream (which retries transient faults);
 5. meters every call - hit or miss, success or error - into the UsageSink.
+
+A budget refusal is also remembered per caller (`budget_refusal(context)`), so the framework
+learns that an agent's run was cut short by a budget from the gateway itself, not from whatever
+the agent made of the 402 it got.
 
 Every failure becomes an OpenAI-shaped JSON error ({"error": {"message", "type", "code"}}) so
 the agent's `openai` client raises the usual exception classes. Error responses carry
@@ -40,10 +45,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dgm.llm.base import PURPOSES, CallContext, UpstreamError, UsageRecord, UsageSink
-from dgm.llm.budget import Budgets
+from dgm.llm.budget import BudgetExceeded, Budgets
 from dgm.llm.cache import ResponseCache, SampleCounter, request_fingerprint
 from dgm.llm.client import INSIDE_BASE_URL, uds_client
-from dgm.llm.pricing import PriceTable
+from dgm.llm.pricing import PriceTable, UnknownPrice
 from dgm.llm.upstream import Route, preflight
 from dgm.sandbox.base import INSIDE_LLM_SOCKET
 
@@ -134,8 +139,12 @@ class Gateway:
         self.budgets = budgets or Budgets()
         self.cache = cache
         self.prices = prices or PriceTable.load()
+        for alias, route in self.routes.items():  # metering a paid call at $0 would make budgets lie
+            if not route.is_scripted and self.prices.price(route.model) is None:
+                raise ValueError(f"model alias {alias!r}: {UnknownPrice(route.model)}")
         self.tcp = tcp
         self._grants: dict[str, _Grant] = {}
+        self._refusals: dict[CallContext, BudgetExceeded] = {}
         self._samples = SampleCounter()
         self._stats = GatewayStats()
         self._lock = threading.Lock()
@@ -147,7 +156,9 @@ class Gateway:
         self.app = self._build_app()
 
     # -- tokens and what agents get ----------------------------------------------------------
-    def issue_token(self, context: CallContext, model_alias: str = "coding") -> str:
+    def issue_token(self, context: CallContext, model_alias: str | None = None) -> str:
+        """A token for `context`, served by `model_alias` (default: the route named after its purpose)."""
+        model_alias = model_alias or context.purpose
         if model_alias not in self.routes:
             raise ValueError(f"unknown model alias {model_alias!r} (configured: {sorted(self.routes)})")
         if context.purpose not in PURPOSES:
@@ -215,6 +226,11 @@ class Gateway:
     def run_budget_exhausted(self) -> bool:
         return self.budgets.run_exhausted
 
+    def budget_refusal(self, context: CallContext) -> BudgetExceeded | None:
+        """The budget refusal (the first) the gateway answered a caller with, if any."""
+        with self._lock:
+            return self._refusals.get(context)
+
     def preflight(self, timeout: float = 30.0) -> None:
         """Check every route (raises PreflightError naming the alias). Replay needs no upstream."""
         if self.cache is not None and self.cache.mode == "replay":
@@ -243,7 +259,10 @@ class Gateway:
             return 200, self._answer(grant, route, route.prepare(body), started)
         except UpstreamError as exc:
             message = self._redact(str(exc))
-            self._count(errors=1, budget_refusals=int(exc.code == "budget_exceeded"))
+            if isinstance(exc, BudgetExceeded):
+                with self._lock:
+                    self._refusals.setdefault(grant.context, exc)
+            self._count(errors=1, budget_refusals=int(isinstance(exc, BudgetExceeded)))
             self._meter(grant.context, model_name, {}, 0.0, False, started, error=f"{exc.code}: {message}")
             return exc.status, error_body(exc.status, exc.code, message)
         except Exception as exc:  # a gateway bug must not take the gateway down
@@ -291,8 +310,7 @@ class Gateway:
 
     def _answer(self, grant: _Grant, route: Route, request: dict, started: float) -> dict:
         ctx = grant.context
-        # Sample indices count identical requests per caller scope (see cache.py). No run id in
-        # the scope, so another run with the same config can replay this run's cache.
+        # Sample indices count identical requests per caller scope; the cache adds its run (see cache.py).
         scope = f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
         fingerprint = request_fingerprint(request)
         index = self._samples.reserve(scope, fingerprint)

@@ -1,24 +1,40 @@
 """Token prices and the shipped model table (prices.yaml).
 
 Cost of one call = (uncached prompt tokens x input + cached prompt tokens x cached_input
-+ completion tokens x output) / 1M. Unknown models cost $0 with a one-time warning, so a
-run against a local server (vLLM, Ollama) works without a price entry.
++ completion tokens x output) / 1M.
+
+A model is priced by its exact name, or as a dated version of a listed name
+("gpt-4o-2024-08-06" and "o1-2024-12-17" use "gpt-4o" and "o1"); never by a shorter prefix,
+because "o3-pro" is not "o3" and "o1-mini" is not "o1". A model with no price is an error
+(`UnknownPrice`), never a silent $0: budgets are only as good as the prices behind them. A
+local server (vLLM, llama.cpp) is priced explicitly in the config, at 0 if it really is free.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-log = logging.getLogger(__name__)
-
 SHIPPED_TABLE = Path(__file__).with_name("prices.yaml")
 PRICE_KEYS = ("input", "cached_input", "output")
+# A dated version: NAME-2024-08-06 (OpenAI) or NAME-20241022 (Anthropic).
+_DATED = re.compile(r"^(?P<name>.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+class UnknownPrice(KeyError):
+    """No price for a model; the message says how to give one."""
+
+    def __init__(self, model: str):
+        super().__init__(model)
+        self.model = model
+
+    def __str__(self) -> str:
+        return (f"no price for model {self.model!r}: add llm.prices.{self.model}: {{input: ..., output: ...}} "
+                "(USD per 1M tokens; 0 for a free local server)")
 
 
 @dataclass(frozen=True)
@@ -56,13 +72,11 @@ def _parse_price(model: str, raw: Any, source: str) -> Price:
 
 
 class PriceTable:
-    """Prices (and default model settings) by model name; thread-safe to read."""
+    """Prices (and default model settings) by model name; read-only once built."""
 
     def __init__(self, prices: Mapping[str, Price], settings: Mapping[str, dict] | None = None):
         self._prices = dict(prices)
         self._settings = dict(settings or {})
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> "PriceTable":
@@ -81,12 +95,13 @@ class PriceTable:
             prices[name] = _parse_price(name, raw, "config llm.prices")
         return cls(prices, settings)
 
-    def _lookup(self, table: Mapping[str, Any], model: str) -> str | None:
+    @staticmethod
+    def _lookup(table: Mapping[str, Any], model: str) -> str | None:
+        """The entry for `model`: its exact name, else the undated name of a dated version."""
         if model in table:
             return model
-        # Dated snapshots ("gpt-4o-2024-08-06") use their family's entry; longest prefix wins.
-        prefixes = [name for name in table if model.startswith(name + "-")]
-        return max(prefixes, key=len) if prefixes else None
+        dated = _DATED.match(model)
+        return dated["name"] if dated and dated["name"] in table else None
 
     def price(self, model: str) -> Price | None:
         name = self._lookup(self._prices, model)
@@ -99,10 +114,5 @@ class PriceTable:
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         price = self.price(model)
         if price is None:
-            with self._lock:
-                first = model not in self._warned
-                self._warned.add(model)
-            if first:
-                log.warning("no price for model %r: its calls are metered at $0 (add it to llm.prices)", model)
-            return 0.0
+            raise UnknownPrice(model)
         return price.cost(prompt_tokens, completion_tokens, cached_tokens)

@@ -1,6 +1,6 @@
 """Upstream models: where the gateway forwards requests, and how.
 
-An alias ("coding", "diagnosis") maps to a `Route`: an upstream plus the real model name and
+An alias (a model role: "task", "self_modify", "diagnosis") maps to a `Route`: an upstream plus the real model name and
 per-model settings. Settings say what a model accepts (system role, temperature, tools, which
 max-tokens field); `apply_settings` is the one place a request is adapted to a model, instead
 of string matching on model names all over the code.
@@ -29,7 +29,7 @@ import openai
 import tenacity
 
 from dgm.llm.base import CallContext, ContextOverflow, Upstream, UpstreamError
-from dgm.llm.pricing import PriceTable
+from dgm.llm.pricing import PriceTable, UnknownPrice
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ PROVIDERS = ("openai", "scripted")
 
 
 class ConfigError(ValueError):
-    """A models config entry is wrong; the message names the alias and the key."""
+    """An `llm.<role>` config entry is wrong; the message names the role and the key."""
 
 
 class PreflightError(RuntimeError):
@@ -395,7 +395,7 @@ _OPENAI_KEYS = {"provider", "base_url", "api_key_env", "model", "settings", "ext
 def _build_route(
     alias: str, entry: Mapping[str, Any], prices: PriceTable, scripted_kwargs: Mapping, require_keys: bool
 ) -> Route:
-    where = f"models.{alias}"
+    where = f"llm.{alias}"
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must be a mapping, got {entry!r}")
     provider = entry.get("provider", "openai")
@@ -425,6 +425,8 @@ def _build_route(
     model = entry.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}.model must name the upstream model, got {model!r}")
+    if prices.price(model) is None:
+        raise ConfigError(f"{where}.model: {UnknownPrice(model)}")
     settings_raw = {**prices.default_settings(model), **dict(entry.get("settings") or {})}
     settings = ModelSettings.from_dict(settings_raw, f"{where}.settings")
     extra = entry.get("extra_params") or {}
@@ -450,14 +452,14 @@ def build_upstreams(
     scripted_kwargs: Mapping[str, Any] | None = None,
     require_keys: bool = True,
 ) -> dict[str, Route]:
-    """alias -> Route from the `models:` section of a run config.
+    """alias -> Route from the model roles of a run config ({role: entry of `llm.<role>`}).
 
     `scripted_kwargs` are passed to every ScriptedUpstream (on top of the entry's own keys).
     `require_keys=False` (for replay from the cache) accepts unset API-key variables; a call that
     actually reaches such an upstream then fails with code "upstream_key_missing".
     """
     if not isinstance(models_config, Mapping) or not models_config:
-        raise ConfigError("models: must map at least one alias (e.g. 'coding') to a model entry")
+        raise ConfigError("llm: must map at least one model role (e.g. 'task') to a model entry")
     prices = prices or PriceTable.load()
     scripted_kwargs = scripted_kwargs or {}
     return {

@@ -32,7 +32,7 @@ class Node:
     parent_id: str | None
     generation: int
     attempt_id: str
-    status: str  # evaluated | no_patch | not_compiled | failed
+    status: str  # evaluated | no_patch | not_compiled | failed | budget_exhausted
     compiled: bool  # ours: own tests pass and >= 1 non-empty patch on stage 1
     admitted: bool
     entry: str | None = None

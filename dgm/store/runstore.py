@@ -150,8 +150,8 @@ class RunStore:
             self.db.execute(
                 "INSERT INTO attempts (attempt_id, generation, slot, parent_id, status, started_at, phase, phase_at)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(attempt_id) DO UPDATE SET tries = tries + 1,"
-                " started_at = excluded.started_at, phase = excluded.phase, phase_done = NULL, phase_total = NULL,"
-                " phase_at = excluded.phase_at",
+                " started_at = excluded.started_at, status = excluded.status, phase = excluded.phase,"
+                " phase_done = NULL, phase_total = NULL, phase_at = excluded.phase_at",
                 (attempt_id, generation, slot, parent_id, "started", now(), "starting", now()),
             )
         work = self.work_dir(attempt_id)
@@ -179,6 +179,18 @@ class RunStore:
             f"SELECT attempt_id, generation, slot, parent_id, started_at, tries, {phase} FROM attempts"
             " WHERE status != 'finished' ORDER BY generation, slot"
         )
+        return [dict(r) for r in rows]
+
+    def pause_attempt(self, attempt_id: str, status: str) -> None:
+        """Mark an unfinished attempt as stopped for a reason (e.g. budget_exhausted); resume re-runs it."""
+        with self._lock, self.db:
+            self.db.execute("UPDATE attempts SET status=? WHERE attempt_id=? AND status != 'finished'",
+                            (status, attempt_id))
+
+    def paused_attempts(self) -> list[dict]:
+        """Attempts that stopped unfinished for a recorded reason (not crashes: those stay 'started')."""
+        rows = self.db.execute("SELECT attempt_id, generation, slot, parent_id, status, tries FROM attempts"
+                               " WHERE status NOT IN ('started', 'finished') ORDER BY generation, slot")
         return [dict(r) for r in rows]
 
     def work_dir(self, attempt_id: str) -> Path:
@@ -324,10 +336,18 @@ class RunStore:
         sql = (
             f"SELECT {key} COUNT(*) AS calls, COALESCE(SUM(prompt_tokens),0) AS prompt_tokens,"
             " COALESCE(SUM(completion_tokens),0) AS completion_tokens, COALESCE(SUM(cached_tokens),0) AS cached_tokens,"
-            " COALESCE(SUM(cost_usd),0) AS cost_usd, COALESCE(SUM(cache_hit),0) AS cache_hits"
+            " COALESCE(SUM(cost_usd),0) AS cost_usd, COALESCE(SUM(cache_hit),0) AS cache_hits,"
+            " COALESCE(SUM(error LIKE 'budget_exceeded%'),0) AS budget_refusals"
             f" FROM llm_calls {group}"
         )
         return [dict(r) for r in self.db.execute(sql)]
+
+    def llm_models(self) -> dict[str, list[str]]:
+        """{purpose (model role): the real models its calls went to}."""
+        models: dict[str, list[str]] = {}
+        for r in self.db.execute("SELECT DISTINCT purpose, model FROM llm_calls ORDER BY purpose, model"):
+            models.setdefault(r["purpose"], []).append(r["model"])
+        return models
 
     def spent_usd(self, node_id: str | None = None) -> float:
         if node_id is None:

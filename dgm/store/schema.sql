@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     generation  INTEGER NOT NULL,
     slot        INTEGER NOT NULL,
     parent_id   TEXT,
-    status      TEXT NOT NULL,           -- started | finished
+    status      TEXT NOT NULL,           -- started | finished | budget_exhausted (paused: resume re-runs it)
     started_at  TEXT NOT NULL,
     finished_at TEXT,
     tries       INTEGER NOT NULL DEFAULT 1,
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     generation      INTEGER NOT NULL,
     attempt_id      TEXT NOT NULL UNIQUE,
     entry           TEXT,                -- task id or solve_empty_patches / solve_stochasticity / solve_contextlength
-    status          TEXT NOT NULL,       -- evaluated | no_patch | not_compiled | failed
+    status          TEXT NOT NULL,       -- evaluated | no_patch | not_compiled | failed | budget_exhausted
     compiled        INTEGER NOT NULL,
     admitted        INTEGER NOT NULL,
     score           REAL,                -- score on the largest completed stage (selection score)
