@@ -26,16 +26,13 @@ from dgm.progress import planned_children
 CHARS_PER_TOKEN = 4  # rough size of a prompt in tokens from its characters
 DIAGNOSIS_PROMPT_OVERHEAD_TOKENS = 2_000  # instructions and the problem statement around the logs and code
 DIAGNOSIS_COMPLETION_TOKENS = 8_000  # assumed answer size (reasoning models think in output tokens)
+UNCUT_CODE_CHARS = 100_000  # assumed agent code size when diagnosis.max_code_chars is null (the code is sent whole)
 
 
 def model_roles(cfg: Config) -> dict[str, tuple[str, ModelRoute]]:
     """{purpose: (config key, route)} for every kind of LLM call a run makes. The one place that knows
     which config key serves which purpose."""
-    return {
-        "task": ("llm.coding", cfg.llm.coding),
-        "self_modify": ("llm.coding", cfg.llm.coding),
-        "diagnosis": ("llm.diagnosis", cfg.llm.diagnosis),
-    }
+    return {role: (f"llm.{role}", route) for role, route in cfg.llm.roles().items()}
 
 
 def is_loopback(base_url: str | None) -> bool:
@@ -59,13 +56,13 @@ def paid_roles(cfg: Config) -> dict[str, tuple[str, ModelRoute]]:
 
 @dataclass
 class CostEstimate:
-    endpoints: list[str]            # "llm.coding: gpt-4o at https://..."
+    endpoints: list[str]            # "llm.task: gpt-4o at https://..."
     children: int                   # children still to make
     children_basis: str             # which config keys set that number
     initial_usd: float              # evaluating the initial agent (0 if cached or done)
     initial_tasks: int
     self_modify_usd: float          # per child
-    diagnosis_usd: float | None     # per child (None: the diagnosis model has no known price)
+    diagnosis_usd: float            # per child
     per_task_usd: float
     stage_one_tasks: int
     all_stage_tasks: int
@@ -81,7 +78,7 @@ class CostEstimate:
         return self.initial_usd + self.children * self._child(self.all_stage_tasks)
 
     def _child(self, tasks: int) -> float:
-        return self.self_modify_usd + (self.diagnosis_usd or 0.0) + tasks * self.per_task_usd
+        return self.self_modify_usd + self.diagnosis_usd + tasks * self.per_task_usd
 
     def lines(self) -> list[str]:
         money = lambda x: f"${x:,.2f}"
@@ -89,7 +86,7 @@ class CostEstimate:
         out.append("Estimated cost (if agents keep to the per-task and self-modification cost limits):")
         if self.initial_tasks:
             out.append(f"  initial agent: {self.initial_tasks} tasks x {money(self.per_task_usd)} = {money(self.initial_usd)}")
-        diag = "diagnosis: price unknown" if self.diagnosis_usd is None else f"diagnosis ~{money(self.diagnosis_usd)}"
+        diag = f"diagnosis ~{money(self.diagnosis_usd)}"
         tasks = (f"{self.stage_one_tasks} tasks (stage 1 only) to {self.all_stage_tasks} tasks (every stage)"
                  if self.all_stage_tasks != self.stage_one_tasks else f"{self.all_stage_tasks} tasks")
         out.append(f"  each child: self-modification <= {money(self.self_modify_usd)}, {diag}, "
@@ -116,7 +113,7 @@ def estimate_cost(cfg: Config, stage_sizes: list[int], *, children_done: int = 0
     paid = paid_roles(cfg)
     if not paid:
         return None
-    prices = prices or PriceTable.load(overrides=cfg.llm.prices or None)
+    prices = prices or cfg.llm.price_table()
     repeats = cfg.evaluation.num_evals
     per_task = cfg.agent.task_limits.max_cost_usd if "task" in paid else 0.0
     children = max(0, planned_children(cfg) - children_done)
@@ -147,13 +144,12 @@ def _children_basis(cfg: Config) -> str:
     return basis + (f", at most loop.max_children {cfg.loop.max_children}" if cfg.loop.max_children else "")
 
 
-def _diagnosis_usd(cfg: Config, paid: dict, prices: PriceTable) -> float | None:
+def _diagnosis_usd(cfg: Config, paid: dict, prices: PriceTable) -> float:
     """Up to diagnosis.max_attempts calls, each with the parent's log and code at their configured size."""
     if "diagnosis" not in paid:
         return 0.0
-    price = prices.price(paid["diagnosis"][1].model or "")
-    if price is None:
-        return None
-    prompt = (cfg.diagnosis.max_log_chars + cfg.diagnosis.max_code_chars) // CHARS_PER_TOKEN
+    price = prices.price(paid["diagnosis"][1].model)  # every model has a price: the config checked it
+    code_chars = cfg.diagnosis.max_code_chars or UNCUT_CODE_CHARS
+    prompt = (cfg.diagnosis.max_log_chars + code_chars) // CHARS_PER_TOKEN
     per_call = price.cost(prompt + DIAGNOSIS_PROMPT_OVERHEAD_TOKENS, DIAGNOSIS_COMPLETION_TOKENS)
     return per_call * cfg.diagnosis.max_attempts

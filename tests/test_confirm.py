@@ -27,7 +27,7 @@ def config(**llm) -> Config:
         "loop": {"generations": 10, "children_per_generation": 2},
         "agent": {"task_limits": {"max_cost_usd": 1.0}, "self_modify_limits": {"max_cost_usd": 5.0}},
         "evaluation": {"stages": [{"tasks": "small"}, {"tasks": "medium", "threshold": 0.4}]},
-        "llm": {"coding": PAID, "diagnosis": {"provider": "scripted"}, **llm},
+        "llm": {"task": PAID, "self_modify": PAID, "diagnosis": {"provider": "scripted"}, **llm},
     })
 
 
@@ -36,7 +36,7 @@ def test_only_non_loopback_openai_endpoints_are_paid():
     assert is_loopback("http://[::1]:8000/v1") and not is_loopback("https://api.openai.com/v1")
     assert not is_loopback("http://10.0.0.5:8000/v1")  # a server on the LAN may well be a paid proxy
     local = dict(PAID, base_url="http://127.0.0.1:8000/v1")
-    assert paid_roles(config(coding=local)) == {}
+    assert paid_roles(config(task=local, self_modify=local)) == {}
     assert paid_roles(Config()) == {}  # the scripted model
     assert paid_roles(config(cache="replay")) == {}  # answers come from the cache
     assert set(paid_roles(config())) == {"task", "self_modify"}
@@ -55,8 +55,9 @@ def test_estimate_from_stage_sizes_children_and_limits():
     assert resumed.children == 5 and resumed.initial_usd == 0.0
     o1 = estimate_cost(config(diagnosis=dict(PAID, model="o1")), [10, 50])
     assert o1.diagnosis_usd > 0  # priced from the shipped table
-    unknown = estimate_cost(config(diagnosis=dict(PAID, model="some-new-model")), [10, 50])
-    assert unknown.diagnosis_usd is None and any("price unknown" in line for line in unknown.lines())
+    priced = estimate_cost(config(diagnosis=dict(PAID, model="my-model"), prices={"my-model": {"input": 1, "output": 2}}),
+                           [10, 50])
+    assert priced.diagnosis_usd > 0  # priced from llm.prices
 
 
 def test_confirm_asks_and_only_yes_proceeds(capsys):
@@ -74,7 +75,7 @@ def write_paid_config(tmp_path) -> Path:
     path.write_text(yaml.safe_dump({
         "run": {"name": "paid", "archive_dir": str(tmp_path / "archive")},
         "agent": {"initial": str(ROOT / "agents" / "initial")},
-        "llm": {"coding": PAID, "diagnosis": PAID, "budgets": {"run_usd": 25}},
+        "llm": {"task": PAID, "self_modify": PAID, "diagnosis": PAID, "budgets": {"run_usd": 25}},
     }))
     return path
 
