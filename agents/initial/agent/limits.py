@@ -5,7 +5,7 @@ from dataclasses import dataclass
 DEFAULT_MAX_STEPS = 100  # LLM calls per task
 DEFAULT_MAX_SECONDS = 3600.0
 DEFAULT_MAX_COST_USD = 5.0
-BASH_TIMEOUT_S = 60.0  # per command
+BASH_TIMEOUT_S = 120.0  # per command: the official DGM bash tool's timeout
 MAX_OUTPUT_CHARS = 8000  # longer tool outputs keep head + tail: each stays in the context for 100+ steps
 PRICE_PER_TOKEN = (3e-6, 15e-6)  # USD (input, output); used only when a response's usage has no cost
 

@@ -1,3 +1,4 @@
+import inspect
 import time
 
 from agent import tools
@@ -46,3 +47,9 @@ def test_run_tool_turns_bad_calls_into_error_observations(tmp_path):
 def test_openai_tool_schemas_name_every_tool():
     names = [t["function"]["name"] for t in tools.openai_tools()]
     assert names == ["bash", "editor", "submit"]
+
+
+
+def test_a_command_gets_the_papers_two_minutes_by_default():
+    """Test suites and builds routinely take over a minute; DGM's bash tool allows 120 s per command."""
+    assert inspect.signature(tools.run_bash).parameters["timeout"].default == 120
