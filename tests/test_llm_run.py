@@ -145,7 +145,8 @@ class BudgetRun:
         self.env = {**os.environ, KEY_ENV: KEY, "DGM_SANDBOX_TMP": str(tmp_path / "sbx")}
         (tmp_path / "sbx").mkdir()
         self.args = ["experiments/quickstart.yaml", "--set", f"run.archive_dir={tmp_path / 'archive'}",
-                     "--set", "run.seed=3", "--set", "run.workers=1",  # one task at a time: the refusal is the third
+                     # one task at a time, so the refusal is always the third task's first call
+                     "--set", "run.seed=3", "--set", "run.workers=1", "--set", "evaluation.workers=1",
                      "--set", "loop.generations=1", "--set", "loop.children_per_generation=1",
                      "--set", f"evaluation.stages=[{{tasks: {json.dumps(TASKS)}}}]",
                      "--set", f"llm.task={json.dumps(route(task_model))}"]
