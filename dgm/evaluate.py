@@ -8,6 +8,9 @@ nodes there is no second-best score and only the 40% rule applies.
 
 Crashes and timeouts count as failures, so every denominator is the number of tasks attempted.
 
+Each task evaluation is a job of the run's executor (dgm/executor/): `attempt_task` runs wherever
+the executor puts it, and the evaluator records what comes back.
+
 Where the agent runs: on a host copy of the task's repository (`run_agent`), unless the benchmark
 offers an in-image workspace for the task (SWE-bench: its image, /testbed), then inside that
 image (`run_agent_in_image`, docker backend only; checked when the evaluator is built).
@@ -24,9 +27,12 @@ from pathlib import Path
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection
+from dgm.executor import Executor, InProcessExecutor, Job, Workplace
+from dgm.executor.jobs import JOB_GRACE_S
 from dgm.llm_access import LLMAccess
 from dgm.store.records import StageScore, TaskResult
 
+MAX_LOCAL_SLOTS = 64
 TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pytest -q`."
 
 
@@ -70,8 +76,10 @@ def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[st
 
 class Evaluator:
     def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
-                 limits: AgentLimits):
+                 limits: AgentLimits, executor: Executor | None = None):
         self.benchmark = benchmark
+        # Without a run's executor, tasks run here, as many at once as evaluate(workers=) asks.
+        self.executor = executor or InProcessExecutor(Workplace(policy, benchmark), slots=MAX_LOCAL_SLOTS)
         self.policy = policy
         self.llm = llm
         self.cfg = cfg
@@ -124,43 +132,62 @@ class Evaluator:
                  eval_index: int = 0) -> TaskResult:
         task_dir = task_artifacts_dir(out_dir, task_id, eval_index)
         started = time.monotonic()
-        workspace = task_dir / "_workspace"
+        # The eval index is part of the call scope, so repeated evaluations replay in the same order.
+        scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
         try:
-            info = self.benchmark.prepare_workspace(task_id, workspace)
-            task = {
-                "instance_id": info.instance_id,
-                "problem_statement": info.problem_statement,
-                "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
-                "limits": self.limits.model_dump(),
-            }
-            # The eval index is part of the call scope, so repeated evaluations replay in the same order.
-            scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
-            context = self.llm.context(node_id, attempt_id, "task", scope)
-            in_image = agent_workspace(self.benchmark, task_id)
-            with self.llm.agent_env(context) as env:
-                if in_image is None:
-                    run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
-                                    out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
-                                    toolchains=getattr(self.benchmark, "toolchains", []))
-                else:
-                    run = run_agent_in_image(policy=self.policy, agent_dir=agent_dir, workspace=in_image, task=task,
-                                             out_dir=task_dir, llm_env=env, timeout=self.cfg.task_timeout_s,
-                                             benchmark=self.benchmark.name)
-            (task_dir / "model_patch.diff").write_text(run.patch)
-            outcome = self._outcome(task_id, run, task_dir)
-            exit_status = run.exit_status
-        except Exception as exc:  # a broken task or agent must not take the node down with it
+            with self.llm.agent_env(self.llm.context(node_id, attempt_id, "task", scope)) as env:
+                job = task_job(f"{node_id} task {scope}", agent_dir=agent_dir, task_id=task_id, llm_env=env,
+                               limits=self.limits, cfg=self.cfg, out_dir=task_dir)
+                outcome, exit_status = self.executor.run(job)
+        except Exception as exc:  # a lost or hung job costs this task, not the node
+            task_dir.mkdir(parents=True, exist_ok=True)
             (task_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
             outcome, exit_status = "error", "framework_error"
-        finally:
-            shutil.rmtree(workspace, ignore_errors=True)
         return TaskResult(task_id, stage, outcome, round(time.monotonic() - started, 3), exit_status, eval_index)
 
-    def _outcome(self, task_id: str, run, task_dir: Path) -> str:
-        if run.result.timed_out:
-            return "timeout"
-        if not run.patch.strip():
-            return "error" if run.crashed else "empty_patch"
-        graded = self.benchmark.grade(task_id, run.patch, backend=self.policy.backend,
-                                      timeout=self.cfg.grade_timeout_s, log_dir=task_dir)
-        return graded.outcome
+
+def task_job(name: str, *, agent_dir: Path, task_id: str, llm_env: dict[str, str], limits: AgentLimits,
+             cfg: EvaluationSection, out_dir: Path) -> Job:
+    """One evaluation of one task as an executor job (it runs where the executor puts it)."""
+    return Job(name, attempt_task, inputs={"agent_dir": agent_dir}, out_dir=out_dir, llm_token=llm_env.get("OPENAI_API_KEY"),
+               kwargs={"task_id": task_id, "llm_env": llm_env, "limits": limits.model_dump(),
+                       "task_timeout_s": cfg.task_timeout_s, "grade_timeout_s": cfg.grade_timeout_s},
+               timeout_s=cfg.task_timeout_s + cfg.grade_timeout_s + JOB_GRACE_S)
+
+
+def attempt_task(place: Workplace, *, out_dir: Path, agent_dir: Path, task_id: str, llm_env: dict[str, str],
+                 limits: dict, task_timeout_s: float, grade_timeout_s: float) -> tuple[str, str]:
+    """(outcome, agent exit status) of the agent in agent_dir on one task; artifacts in out_dir."""
+    benchmark, policy = place.benchmark, place.policy
+    workspace = out_dir / "_workspace"
+    try:
+        info = benchmark.prepare_workspace(task_id, workspace)
+        task = {
+            "instance_id": info.instance_id,
+            "problem_statement": info.problem_statement,
+            "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
+            "limits": limits,
+        }
+        in_image = agent_workspace(benchmark, task_id)
+        if in_image is None:
+            run = run_agent(policy=policy, agent_dir=agent_dir, repo_dir=workspace, task=task, out_dir=out_dir,
+                            llm_env=llm_env, timeout=task_timeout_s, toolchains=getattr(benchmark, "toolchains", []))
+        else:
+            run = run_agent_in_image(policy=policy, agent_dir=agent_dir, workspace=in_image, task=task,
+                                     out_dir=out_dir, llm_env=llm_env, timeout=task_timeout_s,
+                                     benchmark=benchmark.name)
+        (out_dir / "model_patch.diff").write_text(run.patch)
+        return _outcome(benchmark, policy, task_id, run, out_dir, grade_timeout_s), run.exit_status
+    except Exception as exc:  # a broken task or agent must not take the node down with it
+        (out_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+        return "error", "framework_error"
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _outcome(benchmark: Benchmark, policy: SandboxPolicy, task_id: str, run, task_dir: Path, timeout: float) -> str:
+    if run.result.timed_out:
+        return "timeout"
+    if not run.patch.strip():
+        return "error" if run.crashed else "empty_patch"
+    return benchmark.grade(task_id, run.patch, backend=policy.backend, timeout=timeout, log_dir=task_dir).outcome

@@ -21,6 +21,7 @@ from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
 from dgm.config import Config, ConfigError, load_config
 from dgm.evaluate import Evaluator, resolve_stages
+from dgm.executor import gateway_host, open_executor
 from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
@@ -61,7 +62,9 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
     spent = {row["key"]: row["cost_usd"] for row in store.llm_totals("node_id") if row["key"]}
     budgets = Budgets(config.llm.budgets.run_usd, config.llm.budgets.node_usd, config.llm.budgets.attempt_usd,
                       spent_by_node=spent, spent_run=store.spent_usd())
-    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices,
+    tcp_host = gateway_host(config)  # remote workers reach the gateway over TCP (per-attempt tokens only)
+    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices, tcp=tcp_host is not None,
+                      tcp_host=tcp_host or "127.0.0.1",
                       cache=ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache))
     with gateway:
         gateway.preflight()
@@ -75,12 +78,16 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             backend_options={"image": sandbox.docker_image} if sandbox.backend == "docker" else {},
         )
         llm = LLMAccess(gateway, run_id)
-        evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
-                              limits=config.agent.task_limits)
-        yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
-                         llm=llm, initial_agent=config.agent.initial.resolve(),
-                         budget_exhausted=lambda: gateway.run_budget_exhausted,
-                         report=lambda line: console.print(line))
+        executor = open_executor(config, policy=policy, benchmark=benchmark, gateway=gateway)
+        try:
+            evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
+                                  limits=config.agent.task_limits, executor=executor)
+            yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
+                             llm=llm, initial_agent=config.agent.initial.resolve(),
+                             budget_exhausted=lambda: gateway.run_budget_exhausted,
+                             report=lambda line: console.print(line), executor=executor)
+        finally:
+            executor.close()
 
 
 def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]:

@@ -92,6 +92,10 @@ def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
     return as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")), as_int(cached)
 
 
+def _sample_scope(ctx: CallContext) -> str:
+    return f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
+
+
 GATEWAY_DIR_PREFIX = "dgm-gw-"
 
 
@@ -126,6 +130,7 @@ class Gateway:
         cache: ResponseCache | None = None,
         prices: PriceTable | None = None,
         tcp: bool = False,
+        tcp_host: str = "127.0.0.1",
     ):
         if not routes:
             raise ValueError("the gateway needs at least one model route")
@@ -135,6 +140,7 @@ class Gateway:
         self.cache = cache
         self.prices = prices or PriceTable.load()
         self.tcp = tcp
+        self.tcp_host = tcp_host  # loopback, or the driver's address on a cluster's network (Ray workers)
         self._grants: dict[str, _Grant] = {}
         self._samples = SampleCounter()
         self._stats = GatewayStats()
@@ -160,6 +166,13 @@ class Gateway:
     def revoke(self, token: str) -> None:
         with self._lock:
             self._grants.pop(token, None)
+
+    def restart_samples(self, token: str) -> None:
+        """The job holding `token` starts over (its worker died): its next requests get the sample
+        indices of its first try again, so answers it already received are served from the cache."""
+        grant = self._grant(token)
+        if grant is not None:
+            self._samples.forget(_sample_scope(grant.context))
 
     def _grant(self, token: str) -> _Grant | None:
         with self._lock:
@@ -197,7 +210,7 @@ class Gateway:
 
     @property
     def tcp_base_url(self) -> str:
-        return f"http://127.0.0.1:{self.tcp_port}/v1"
+        return f"http://{self.tcp_host}:{self.tcp_port}/v1"
 
     def client(self, token: str, **kwargs) -> openai.OpenAI:
         """The framework's own client (diagnosis calls), over the Unix socket."""
@@ -293,7 +306,7 @@ class Gateway:
         ctx = grant.context
         # Sample indices count identical requests per caller scope (see cache.py). No run id in
         # the scope, so another run with the same config can replay this run's cache.
-        scope = f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
+        scope = _sample_scope(ctx)
         fingerprint = request_fingerprint(request)
         index = self._samples.reserve(scope, fingerprint)
         answered = False
@@ -404,7 +417,7 @@ class Gateway:
         sockets = [uds]
         if self.tcp:
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.bind(("127.0.0.1", 0))
+            tcp.bind((self.tcp_host, 0))
             self.tcp_port = tcp.getsockname()[1]
             sockets.append(tcp)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
