@@ -8,6 +8,7 @@ and re-does only the attempts that never finished.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import datetime as _dt
 import sys
 from contextlib import contextmanager
@@ -128,10 +129,21 @@ def check_before_running(config: Config) -> Benchmark:
         raise ConfigError(f"evaluation.benchmark_options for {config.evaluation.benchmark!r}: {exc}") from None
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise ConfigError(f"evaluation.benchmark {config.evaluation.benchmark!r}: {exc}") from None
+    check_executor(config)
     if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):
         raise ConfigError(f"llm: the scripted test model only knows the local suite's tasks, not "
                           f"benchmark {config.evaluation.benchmark!r}; configure a real model")
     return benchmark
+
+
+def check_executor(config: Config) -> None:
+    """`run.executor: ray` needs its extra and an address the gateway can be reached from."""
+    if config.run.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("run.executor: ray needs the Ray extra: pip install -e '.[ray]'")
+    try:
+        gateway_host(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def print_summary(store: RunStore, reason: str) -> None:

@@ -1,54 +1,35 @@
-"""Running Ray in tests without touching the network (HELPERS.md network rule; issue 13 item 6).
-
-Ray's gRPC servers bind every interface whatever `node_ip_address` says, so every Ray process of a
-test runs inside a fresh network namespace whose only interface is loopback (`unshare --net`).
-Ray is configured explicitly: its temp dir, no usage statistics, token authentication.
-"""
+"""Running Ray in tests without touching the network (issue 13 item 6): every Ray process of a test
+runs in fresh network + PID namespaces with only loopback (dgm/executor/loopback.py), configured
+explicitly (own temp dir, no usage statistics, token authentication), and dies with its command."""
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from dgm.executor.loopback import loopback_only_argv, ray_environment
+
 REPO = Path(__file__).resolve().parents[1]
-UNSHARE = shutil.which("unshare")
-
-
-def netns_available() -> bool:
-    if UNSHARE is None:
-        return False
-    probe = subprocess.run(loopback_only(["true"]), capture_output=True)
-    return probe.returncode == 0
-
-
-def loopback_only(argv: list[str]) -> list[str]:
-    """argv run in a new network namespace with only `lo` up (root: plain; others: in a user namespace)."""
-    user = [] if os.geteuid() == 0 else ["--map-root-user"]
-    return [UNSHARE or "unshare", *user, "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
 
 
 @contextmanager
 def ray_env():
-    """Environment for Ray processes of one test: own short temp dir (socket paths <= 107 bytes), stats off, token auth."""
-    tmp = tempfile.mkdtemp(prefix="dgmray-", dir="/tmp")
-    env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": secrets.token_hex(16), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    """Environment for the Ray processes of one test (dgm.executor.loopback.ray_environment)."""
+    env = {**os.environ, **ray_environment(), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     try:
         yield env
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
 
 
 def run_isolated(argv: list[str], env: dict, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(loopback_only(argv), env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(loopback_only_argv(argv), env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def scenario(name: str, *args: str, env: dict, timeout: float = 900) -> dict:

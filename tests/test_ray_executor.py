@@ -22,8 +22,7 @@ import pytest
 
 from ray_helpers import REPO, archive_summary, ray_env, run_isolated, scenario, upstream_calls
 
-pytest.importorskip("ray", reason="the Ray extra: pip install -e '.[ray]'")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SMALL = ["loop.generations=1", "evaluation.stages=[{tasks: [textkit__textkit-14, unitlib__unitlib-9]}]"]
 
