@@ -13,6 +13,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from dgm.executor.loopback import loopback_only_argv, ray_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +39,30 @@ def scenario(name: str, *args: str, env: dict, timeout: float = 900) -> dict:
     proc = run_isolated([sys.executable, str(REPO / "tests" / "ray_scenarios.py"), name, *args], env, timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+SMALL_RUN = ["loop.generations=1", "evaluation.stages=[{tasks: [textkit__textkit-14, unitlib__unitlib-9]}]"]
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [a for s in overrides for a in ("--set", s)]
+
+
+def the_run(archive: Path) -> Path:
+    (run_dir,) = [p for p in archive.iterdir() if (p / "run.db").exists()]
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> tuple[dict, int]:
+    """The small run with the in-process executor (no Ray at all): its archive and its paid LLM calls."""
+    archive = tmp_path_factory.mktemp("inprocess")
+    proc = subprocess.run([sys.executable, "-m", "dgm.run", "experiments/quickstart.yaml",
+                           *sets(SMALL_RUN + [f"run.archive_dir={archive}"])], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = the_run(archive)
+    return archive_summary(run_dir), upstream_calls(run_dir)
 
 
 def archive_summary(run_dir: Path) -> dict:

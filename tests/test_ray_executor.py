@@ -14,63 +14,39 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from ray_helpers import REPO, archive_summary, ray_env, run_isolated, scenario, upstream_calls
+from ray_helpers import (SMALL_RUN, archive_summary, ray_env, reference_run, run_isolated, scenario, sets, the_run,
+                         upstream_calls)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
-SMALL = ["loop.generations=1", "evaluation.stages=[{tasks: [textkit__textkit-14, unitlib__unitlib-9]}]"]
 
-
-def _sets(extra: list[str]) -> list[str]:
-    return [a for s in SMALL + extra for a in ("--set", s)]
-
-
-def _the_run(archive: Path) -> Path:
-    (run_dir,) = [p for p in archive.iterdir() if (p / "run.db").exists()]
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The same small run with the in-process executor (no Ray at all)."""
-    archive = tmp_path_factory.mktemp("inprocess")
-    proc = subprocess.run([sys.executable, "-m", "dgm.run", "experiments/quickstart.yaml",
-                           *_sets([f"run.archive_dir={archive}"])], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = _the_run(archive)
-    return archive_summary(run_dir), upstream_calls(run_dir)
-
-
-def test_quickstart_on_a_local_ray_gives_the_same_archive(reference, tmp_path):
+def test_quickstart_on_a_local_ray_gives_the_same_archive(reference_run, tmp_path):
     with ray_env() as env:
         proc = run_isolated([sys.executable, "-m", "dgm.run", "experiments/quickstart.yaml",
-                             *_sets(["run.executor=ray", f"run.archive_dir={tmp_path}", "ray.local_cpus=2",
-                                     "ray.object_store_mb=100"])], env)
+                             *sets(SMALL_RUN + ["run.executor=ray", f"run.archive_dir={tmp_path}",
+                                                "ray.local_cpus=2", "ray.object_store_mb=100"])], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_dir = _the_run(tmp_path)
-    summary, paid = reference
+    run_dir = the_run(tmp_path)
+    summary, paid = reference_run
     assert archive_summary(run_dir) == summary
     assert any(n["admitted"] and n["parent"] for n in summary.values())  # a real child with a real patch
     assert upstream_calls(run_dir) == paid
 
 
-def test_a_worker_node_killed_mid_attempt_changes_nothing_in_the_archive(reference, tmp_path):
+def test_a_worker_node_killed_mid_attempt_changes_nothing_in_the_archive(reference_run, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
     with ray_env() as env:
-        seen = scenario("cluster_kill", str(archive), json.dumps(SMALL), env=env, timeout=1500)
+        seen = scenario("cluster_kill", str(archive), json.dumps(SMALL_RUN), env=env, timeout=1500)
     assert seen["killed_processes"], "the scenario never found both self-modifications running on the nodes"
     assert seen["returncode"] == 0, seen["output"]
     assert "worker lost" in seen["output"] and "running it again" in seen["output"]
-    run_dir = _the_run(archive)
-    summary, paid = reference
+    run_dir = the_run(archive)
+    summary, paid = reference_run
     assert archive_summary(run_dir) == summary
     assert upstream_calls(run_dir) == paid  # nothing paid twice ...
     with sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True) as db:
