@@ -90,7 +90,8 @@ def node_image() -> str:
             else:
                 shutil.copy(REPO / name, source / name)
         files = sorted(p for p in source.rglob("*") if p.is_file())
-        tag = f"dgm-ray-node:{_digest(deps.encode(), (RECIPE / 'Dockerfile').read_bytes(), *(str(p.relative_to(source)).encode() + p.read_bytes() for p in files))}"
+        content = [str(p.relative_to(source)).encode() + p.read_bytes() for p in files]
+        tag = f"dgm-ray-node:{_digest(deps.encode(), (RECIPE / 'Dockerfile').read_bytes(), *content)}"
         return _build("Dockerfile", Path(tmp), tag, f"DEPS={deps}")
 
 
@@ -106,7 +107,7 @@ class DockerCluster:
     def address(self) -> str:
         return f"{self.head_ip}:6379"
 
-    def exec(self, *argv: str, timeout: float = 600, detach_output: bool = False) -> subprocess.CompletedProcess:
+    def exec(self, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
         flags = [a for k, v in self.env.items() for a in ("-e", f"{k}={v}")]
         return docker("exec", *flags, self.head, *argv, timeout=timeout, check=False)
 

@@ -1,6 +1,7 @@
 """Ray scenarios that tests run in a loopback-only network namespace (see ray_helpers.py).
 
     python tests/ray_scenarios.py cluster_kill ARCHIVE_DIR OVERRIDES_JSON
+    python tests/ray_scenarios.py driver_kill ARCHIVE_DIR OVERRIDES_JSON
     python tests/ray_scenarios.py hung_job MARKER
 
 Each prints one JSON line with what it saw; the test asserts on it.
@@ -105,6 +106,28 @@ def cluster_kill(archive: str, overrides_json: str) -> dict:
     return {"returncode": run.returncode, "killed_processes": killed, "output": output[-3000:]}
 
 
+def driver_kill(archive: str, overrides_json: str) -> dict:
+    """A run on a local Ray whose driver is SIGKILLed mid-attempt, then resumed (on Ray again)."""
+    sets = [*json.loads(overrides_json), "run.executor=ray", "ray.local_cpus=2", "ray.object_store_mb=100",
+            f"run.archive_dir={archive}"]
+    run = subprocess.Popen([sys.executable, "-m", "dgm.run", "experiments/quickstart.yaml",
+                            *[a for s in sets for a in ("--set", s)]], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    while run.poll() is None and not killed:
+        if _both_self_modifying_after_a_call(Path(archive)):
+            run.kill()
+            killed = True
+        time.sleep(0.2)
+    first, _ = run.communicate(timeout=600)
+    time.sleep(5)  # the dead driver's Ray winds down
+    (run_dir,) = [p for p in Path(archive).iterdir() if (p / "run.db").exists()]
+    resumed = subprocess.run([sys.executable, "-m", "dgm.run", "--resume", str(run_dir)], cwd=REPO,
+                             capture_output=True, text=True, timeout=1200)
+    return {"killed": killed, "first_returncode": run.returncode, "returncode": resumed.returncode,
+            "output": (first + resumed.stdout + resumed.stderr)[-4000:]}
+
+
 def _sleep_in_sandbox(place, *, out_dir, marker: str) -> None:
     with place.policy.open(None) as sandbox:
         sandbox.exec(["sh", "-c", f"sleep 600 # {marker}"], timeout=600)
@@ -169,4 +192,4 @@ def _marked(marker: str) -> list[int]:
 
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
-    print(json.dumps({"cluster_kill": cluster_kill, "hung_job": hung_job}[name](*args)))
+    print(json.dumps({"cluster_kill": cluster_kill, "driver_kill": driver_kill, "hung_job": hung_job}[name](*args)))

@@ -7,6 +7,7 @@ a network namespace whose only interface is `lo` (ray_helpers.py), with token au
   node is SIGKILLed while both self-modifications run and have had answers from the model: the lost
   job runs again on the other node, the archive is the same as without the kill, and the answers the
   lost job had received are served from the gateway's record (no call paid twice);
+- the driver SIGKILLed mid-attempt: `--resume` (on Ray again) finishes with the same archive;
 - a job hung past its deadline is cancelled and its sandbox dies with it.
 """
 
@@ -52,6 +53,16 @@ def test_a_worker_node_killed_mid_attempt_changes_nothing_in_the_archive(referen
     with sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True) as db:
         replayed = db.execute("SELECT COUNT(*) FROM llm_calls WHERE cache_hit = 1 AND purpose = 'self_modify'")
         assert replayed.fetchone()[0] >= 1  # ... because the retry got its answers from the record
+
+
+def test_a_killed_driver_resumes_on_ray_to_the_same_archive(reference_run, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with ray_env() as env:
+        seen = scenario("driver_kill", str(archive), json.dumps(SMALL_RUN), env=env, timeout=2000)
+    assert seen["killed"] and seen["first_returncode"] == -9, seen["output"]
+    assert seen["returncode"] == 0, seen["output"]
+    assert archive_summary(the_run(archive)) == reference_run[0]
 
 
 def test_a_hung_job_is_cancelled_and_its_sandbox_dies_with_it():

@@ -33,8 +33,9 @@ def _register_scale(sub) -> None:
     p = add_command(sub, "scale", cli_scale,
                     "Throughput of 1, 2, 4, 8 concurrent attempts vs the ideal, per executor (latency-bound scripted "
                     "model; targets: efficiency >= 0.85 at 8, Ray / in-process <= 1.10).",
-                    "dgm bench scale --latency 2 --attempts 1,2,4,8 --executors inprocess,ray")
-    p.add_argument("--latency", type=float, default=2.0, help="seconds the scripted model takes per call (default 2)")
+                    "dgm bench scale --latency 5 --attempts 1,2,4,8 --executors inprocess,ray")
+    p.add_argument("--latency", type=float, default=5.0,
+                   help="seconds the scripted model takes per call, as a real model does (default 5)")
     p.add_argument("--attempts", default="1,2,4,8", help="concurrent attempts to measure (default 1,2,4,8)")
     p.add_argument("--executors", default="inprocess,ray", help="inprocess, ray or both (default both)")
     p.add_argument("--ray-address", default=None, help="a running cluster (default: a local Ray, loopback only)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -16,8 +17,24 @@ def pack(directory: Path) -> bytes:
 
 
 def unpack(data: bytes, dest: Path) -> Path:
-    """Extract `pack` output into dest; the "data" filter refuses absolute paths and links out of dest."""
+    """Extract `pack` output into dest, refusing absolute paths, devices and links out of dest."""
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
+            tar.extractall(dest, members=[_checked(m, dest) for m in tar.getmembers()])
     return dest
+
+
+def _checked(member: tarfile.TarInfo, dest: Path) -> tarfile.TarInfo:
+    root = os.path.realpath(dest)
+    target = os.path.realpath(os.path.join(root, member.name))
+    if member.isdev() or os.path.isabs(member.name) or os.path.commonpath([root, target]) != root:
+        raise tarfile.TarError(f"refusing {member.name!r}: outside the destination or a device")
+    if member.issym() or member.islnk():
+        base = os.path.dirname(target) if member.issym() else root
+        link = os.path.realpath(os.path.join(base, member.linkname))
+        if os.path.isabs(member.linkname) or os.path.commonpath([root, link]) != root:
+            raise tarfile.TarError(f"refusing link {member.name!r} -> {member.linkname!r}: outside the destination")
+    return member
