@@ -18,12 +18,18 @@ def pack(directory: Path) -> bytes:
 
 def unpack(data: bytes, dest: Path) -> Path:
     """Extract `pack` output into dest, refusing absolute paths, devices and links out of dest."""
-    dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-        else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
-            tar.extractall(dest, members=[_checked(m, dest) for m in tar.getmembers()])
+        return extract_safely(tar, dest)
+
+
+def extract_safely(tar: tarfile.TarFile, dest: Path) -> Path:
+    """tar.extractall with the "data" filter, or an equivalent check where Python has no filters
+    (before 3.11.4, e.g. Debian 12's 3.11.2: the system Python of many cluster machines)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+    else:
+        tar.extractall(dest, members=[_checked(m, dest) for m in tar.getmembers()])
     return dest
 
 
