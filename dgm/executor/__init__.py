@@ -11,13 +11,24 @@ alone writes the run store; a job's inputs travel as bytes and its artifacts com
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
+import sys
 
 from .base import Executor, Job, JobLost, JobTimeout, Workplace
 from .inprocess import InProcessExecutor
 
 __all__ = ["Executor", "InProcessExecutor", "Job", "JobLost", "JobTimeout", "Workplace", "gateway_host",
            "open_executor"]
+
+
+def local_ray_environment() -> None:
+    """Before Ray is imported (it reads these once): a local Ray for the run sends no usage statistics and,
+    since its gRPC servers listen on every interface, lets in only holders of a fresh token."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(24))
 
 
 def gateway_host(config) -> str | None:
@@ -51,6 +62,8 @@ def open_executor(config, *, policy, benchmark, gateway, slots: int | None = Non
     slots = slots or config.run.workers
     if config.run.executor == "inprocess":
         return InProcessExecutor(Workplace(policy, benchmark), slots=slots)
+    if not config.ray.address:
+        local_ray_environment()
     from .ray_executor import RayExecutor
 
     return RayExecutor(config.ray, policy=policy, benchmark_spec=(config.evaluation.benchmark,

@@ -1,8 +1,9 @@
 """The Ray executor: each job is a Ray task on a cluster; the driver keeps the ledger.
 
 Connecting: `ray.address` names a running cluster (`ray start --head` on one machine, `ray start
---address` on the others); without it a local Ray is started for the run (bound to 127.0.0.1 as
-far as Ray allows, no dashboard, no usage statistics).
+--address` on the others); without it a local Ray is started for the run (on 127.0.0.1 as far as
+Ray allows: its gRPC servers listen on every interface, so it requires a fresh token, see
+`local_ray_environment` in __init__.py; no dashboard, no usage statistics).
 
 A job on a worker: its input directories arrive as bytes and are unpacked in a fresh directory,
 a relay (relay.py) gives its sandboxes a gateway socket that leads to the driver's gateway over
