@@ -160,3 +160,29 @@ def test_bench_scale_runs_real_attempts_and_reports_efficiency():
                            "--executors", "inprocess"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "efficiency" in proc.stdout and "2/2" in proc.stdout and "1/1" in proc.stdout
+
+
+def test_a_killed_jobs_directory_is_removed_by_the_next_job_and_a_live_ones_is_not(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from dgm.executor import ray_executor
+
+    monkeypatch.setattr(ray_executor.tempfile, "tempdir", str(tmp_path))
+    started, stop = multiprocessing.Event(), multiprocessing.Event()
+
+    def a_job_that_gets_killed():
+        with ray_executor._job_dir() as root:
+            (root / "in0").mkdir()
+            started.set()
+            stop.wait(60)
+
+    killed = multiprocessing.Process(target=a_job_that_gets_killed)
+    killed.start()
+    assert started.wait(30)
+    (left,) = tmp_path.glob(ray_executor.JOB_DIR_PREFIX + "*")
+    with ray_executor._job_dir():  # the other job is alive: its directory stays
+        assert left.exists()
+    killed.kill()
+    killed.join()
+    with ray_executor._job_dir() as mine:  # now it is gone, and this job's own is there
+        assert not left.exists() and mine.exists()

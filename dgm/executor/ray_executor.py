@@ -19,11 +19,14 @@ its worker process, and its sandbox dies with it (sandboxes die with their owner
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,12 +69,40 @@ def _benchmark(spec: tuple[str, dict] | None):
         return _benchmarks[key]
 
 
+JOB_DIR_PREFIX = "dgm-job-"
+
+
+@contextmanager
+def _job_dir():
+    """A fresh directory for one job, locked while the job lives. A job whose worker was killed leaves
+    its directory behind; the next job on this machine removes every such directory (its lock is free)."""
+    for stale in Path(tempfile.gettempdir()).glob(JOB_DIR_PREFIX + "*"):
+        _remove_if_abandoned(stale)
+    root = Path(tempfile.mkdtemp(prefix=JOB_DIR_PREFIX))
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield root
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_if_abandoned(directory: Path) -> None:
+    try:
+        with open(directory / ".lock") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live job: BlockingIOError
+    except BlockingIOError:
+        return
+    except OSError:  # no lock file: a job just starting, or not ours
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_on_worker(job: Job, blobs: list, input_blob: dict[str, int], policy: SandboxPolicy,
                   benchmark_spec: tuple[str, dict] | None, gateway: tuple[str, int]) -> tuple[Any, bytes | None]:
     """One job on this machine: unpack inputs, relay to the gateway, call, pack the artifacts."""
     blobs = ray.get(list(blobs))  # object refs inside a list are not resolved by Ray itself
-    with tempfile.TemporaryDirectory(prefix="dgm-job-") as tmp:
-        root = Path(tmp)
+    with _job_dir() as root:
         dirs = [unpack(blob, root / f"in{i}") for i, blob in enumerate(blobs)]
         inputs = {name: dirs[index] for name, index in input_blob.items()}
         out_dir = None
