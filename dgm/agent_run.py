@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dgm.bench.base import InImageWorkspace
-from dgm.concurrency import SandboxSlots
 from dgm.patches import diff_trees
 from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import ExecResult, Limits, Mount, SandboxError, SandboxSpec
@@ -33,15 +32,14 @@ AGENT_COMMAND = ["python", "-m", "agent", "--task", "/work/task.json", "--repo",
 
 @dataclass
 class SandboxPolicy:
-    """How untrusted code runs in this run: backend, limits, the gateway socket, labels, and the run-wide
-    cap on sandboxes at once (`slots`: each unit of sandbox work holds one while it runs)."""
+    """How untrusted code runs in this run: backend, limits, the gateway socket, labels. (How many sandboxes
+    run at once is the executor's job: dgm/executor/.)"""
 
     backend: str
     limits: Limits = field(default_factory=Limits)
     llm_socket: Path | None = None
     labels: dict[str, str] = field(default_factory=dict)
     backend_options: dict = field(default_factory=dict)  # passed to the backend (docker: client=, image=)
-    slots: SandboxSlots = field(default_factory=SandboxSlots)
 
     def open(self, source: Path | None, mounts: list[Mount] = (), env: dict[str, str] | None = None,
              toolchains: list[Path] = (), **options):
@@ -175,5 +173,5 @@ def run_agent_in_image(*, policy: SandboxPolicy, agent_dir: Path, workspace: InI
 
 def run_own_tests(*, policy: SandboxPolicy, agent_dir: Path, command: str, timeout: float) -> ExecResult:
     """The child's own unit tests, in a fresh sandbox over a copy of its code (the "compiles" check)."""
-    with policy.slots.slot(), policy.open(agent_dir, env={"PYTHONDONTWRITEBYTECODE": "1"}) as sandbox:
+    with policy.open(agent_dir, env={"PYTHONDONTWRITEBYTECODE": "1"}) as sandbox:
         return sandbox.exec(["sh", "-c", command], timeout=timeout, cwd="/work")

@@ -6,8 +6,8 @@ machine (or the Docker daemon) holds. Every unit of sandbox work takes one slot 
 a task (the agent's run and then its grading), a self-modification, a run of an agent's own tests.
 Units never nest, so a slot is never requested while one is held and the cap cannot deadlock.
 
-Threads simply wait for a free slot. An executor that runs work elsewhere (e.g. on Ray workers) keeps
-this object on the driver and takes a slot before it submits a unit.
+The in-process executor holds one (dgm/executor/inprocess.py); threads simply wait for a free slot. The
+Ray executor bounds the jobs it has in flight on the driver the same way.
 """
 
 from __future__ import annotations

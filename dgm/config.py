@@ -35,6 +35,20 @@ class RunSection(Strict):
     workers: int = Field(2, ge=1, description="parallel attempts within a generation")
     max_concurrency: int = Field(10, ge=1, description="sandboxes running at once, run-wide (attempts x task workers "
                                  "share it); the official code ran 2 attempts x 5 task workers")
+    executor: Literal["inprocess", "ray"] = Field("inprocess", description="where sandboxed jobs run (see `ray`)")
+
+
+class RaySection(Strict):
+    """Settings of `run.executor: ray` (pip install -e '.[ray]')."""
+
+    address: str | None = Field(None, description="a running cluster's head, HOST:PORT; none: a local Ray for the run")
+    gateway_host: str | None = Field(None, description="address the LLM gateway listens on for workers; "
+                                     "default: the driver's address towards ray.address (127.0.0.1 locally)")
+    resources: dict[str, float] = Field({}, description="custom Ray resources each job needs, e.g. {dgm_worker: 1}")
+    job_cpus: float = Field(1.0, gt=0, description="CPUs each job reserves on its node")
+    max_retries: int = Field(3, ge=0, description="re-runs of a job whose worker or node died")
+    local_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (no address); default: all")
+    object_store_mb: int = Field(200, ge=80, description="object store of a local Ray, in MB")
 
 
 class LoopSection(Strict):
@@ -202,6 +216,7 @@ class Config(Strict):
     admission: AdmissionSection = AdmissionSection()
     sandbox: SandboxSection = SandboxSection()
     llm: LLMSection = LLMSection()
+    ray: RaySection = RaySection()
 
     @model_validator(mode="after")
     def _harness_outlasts_the_agent(self) -> "Config":

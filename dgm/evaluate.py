@@ -15,6 +15,9 @@ each task holds one of the run's sandbox slots (`run.max_concurrency`) while its
 patch is graded. Results are returned in evaluation order: stage by stage, in the stage's task order
 (the order the tasks were started, not the order they finished).
 
+Each task evaluation is a job of the run's executor (dgm/executor/): `attempt_task` runs wherever
+the executor puts it, and the evaluator records what comes back.
+
 Where the agent runs: on a host copy of the task's repository (`run_agent`), unless the benchmark
 offers an in-image workspace for the task (SWE-bench: its image, /testbed), then inside that
 image (`run_agent_in_image`, docker backend only; checked when the evaluator is built).
@@ -31,11 +34,14 @@ from pathlib import Path
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection, harness_timeout
+from dgm.executor import Executor, InProcessExecutor, Job, Workplace
+from dgm.executor.jobs import JOB_GRACE_S
 from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
 from dgm.progress import NoProgress, Progress
 from dgm.store.records import StageScore, TaskResult
 
+MAX_LOCAL_SLOTS = 64
 TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pytest -q`."
 
 
@@ -98,8 +104,10 @@ def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[st
 
 class Evaluator:
     def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
-                 limits: AgentLimits, progress: Progress | None = None):
+                 limits: AgentLimits, progress: Progress | None = None, executor: Executor | None = None):
         self.benchmark = benchmark
+        # Without a run's executor, tasks run here, as many at once as evaluate(workers=) asks.
+        self.executor = executor or InProcessExecutor(Workplace(policy, benchmark), slots=MAX_LOCAL_SLOTS)
         self.policy = policy
         self.llm = llm
         self.cfg = cfg
@@ -156,53 +164,70 @@ class Evaluator:
     # -- one task ----------------------------------------------------------------------------
     def run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
                  eval_index: int = 0) -> TaskResult:
-        with self.policy.slots.slot():
-            return self._run_task(agent_dir, task_id, stage, node_id, attempt_id, out_dir, eval_index)
-
-    def _run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
-                  eval_index: int) -> TaskResult:
         task_dir = task_artifacts_dir(out_dir, task_id, eval_index)
         started = time.monotonic()
-        workspace = task_dir / "_workspace"
+        # The eval index is part of the call scope, so repeated evaluations replay in the same order.
+        scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
         try:
-            info = self.benchmark.prepare_workspace(task_id, workspace)
-            task = {
-                "instance_id": info.instance_id,
-                "problem_statement": info.problem_statement,
-                "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
-                "limits": self.limits.model_dump(),
-            }
-            # The eval index is part of the call scope, so repeated evaluations replay in the same order.
-            scope = task_id if eval_index == 0 else f"{task_id}#{eval_index}"
-            context = self.llm.context(node_id, attempt_id, "task", scope)
-            in_image = agent_workspace(self.benchmark, task_id)
-            with self.llm.agent_env(context) as env:
-                if in_image is None:
-                    run = run_agent(policy=self.policy, agent_dir=agent_dir, repo_dir=workspace, task=task,
-                                    out_dir=task_dir, llm_env=env, timeout=self.task_timeout_s,
-                                    toolchains=getattr(self.benchmark, "toolchains", []))
-                else:
-                    run = run_agent_in_image(policy=self.policy, agent_dir=agent_dir, workspace=in_image, task=task,
-                                             out_dir=task_dir, llm_env=env, timeout=self.task_timeout_s,
-                                             benchmark=self.benchmark.name)
-            (task_dir / "model_patch.diff").write_text(run.patch)
-            outcome = self._outcome(task_id, run, task_dir)
-            exit_status = run.exit_status
+            with self.llm.agent_env(self.llm.context(node_id, attempt_id, "task", scope)) as env:
+                job = task_job(f"{node_id} task {scope}", agent_dir=agent_dir, task_id=task_id, llm_env=env,
+                               limits=self.limits, task_timeout_s=self.task_timeout_s,
+                               grade_timeout_s=self.cfg.grade_timeout_s, out_dir=task_dir)
+                outcome, exit_status = self.executor.run(job)
         except BudgetExceeded:  # the budget, not the agent, ended this task: no outcome
             raise
-        except Exception as exc:  # a broken task or agent must not take the node down with it
+        except Exception as exc:  # a lost or hung job costs this task, not the node
+            task_dir.mkdir(parents=True, exist_ok=True)
             (task_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
             outcome, exit_status = "error", "framework_error"
         finally:
-            shutil.rmtree(workspace, ignore_errors=True)
             self.progress.step(attempt_id)
         return TaskResult(task_id, stage, outcome, round(time.monotonic() - started, 3), exit_status, eval_index)
 
-    def _outcome(self, task_id: str, run, task_dir: Path) -> str:
-        if run.result.timed_out:
-            return "timeout"
-        if not run.patch.strip():
-            return "error" if run.crashed else "empty_patch"
-        graded = self.benchmark.grade(task_id, run.patch, backend=self.policy.backend,
-                                      timeout=self.cfg.grade_timeout_s, log_dir=task_dir)
-        return graded.outcome
+
+def task_job(name: str, *, agent_dir: Path, task_id: str, llm_env: dict[str, str], limits: AgentLimits,
+             task_timeout_s: float, grade_timeout_s: float, out_dir: Path) -> Job:
+    """One evaluation of one task as an executor job (it runs where the executor puts it)."""
+    return Job(name, attempt_task, inputs={"agent_dir": agent_dir}, out_dir=out_dir,
+               llm_token=llm_env.get("OPENAI_API_KEY"),
+               kwargs={"task_id": task_id, "llm_env": llm_env, "limits": limits.model_dump(),
+                       "task_timeout_s": task_timeout_s, "grade_timeout_s": grade_timeout_s},
+               timeout_s=task_timeout_s + grade_timeout_s + JOB_GRACE_S)
+
+
+def attempt_task(place: Workplace, *, out_dir: Path, agent_dir: Path, task_id: str, llm_env: dict[str, str],
+                 limits: dict, task_timeout_s: float, grade_timeout_s: float) -> tuple[str, str]:
+    """(outcome, agent exit status) of the agent in agent_dir on one task; artifacts in out_dir."""
+    benchmark, policy = place.benchmark, place.policy
+    workspace = out_dir / "_workspace"
+    try:
+        info = benchmark.prepare_workspace(task_id, workspace)
+        task = {
+            "instance_id": info.instance_id,
+            "problem_statement": info.problem_statement,
+            "test_description": info.test_description or TEST_DESCRIPTION_FALLBACK,
+            "limits": limits,
+        }
+        in_image = agent_workspace(benchmark, task_id)
+        if in_image is None:
+            run = run_agent(policy=policy, agent_dir=agent_dir, repo_dir=workspace, task=task, out_dir=out_dir,
+                            llm_env=llm_env, timeout=task_timeout_s, toolchains=getattr(benchmark, "toolchains", []))
+        else:
+            run = run_agent_in_image(policy=policy, agent_dir=agent_dir, workspace=in_image, task=task,
+                                     out_dir=out_dir, llm_env=llm_env, timeout=task_timeout_s,
+                                     benchmark=benchmark.name)
+        (out_dir / "model_patch.diff").write_text(run.patch)
+        return _outcome(benchmark, policy, task_id, run, out_dir, grade_timeout_s), run.exit_status
+    except Exception as exc:  # a broken task or agent must not take the node down with it
+        (out_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+        return "error", "framework_error"
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _outcome(benchmark: Benchmark, policy: SandboxPolicy, task_id: str, run, task_dir: Path, timeout: float) -> str:
+    if run.result.timed_out:
+        return "timeout"
+    if not run.patch.strip():
+        return "error" if run.crashed else "empty_patch"
+    return benchmark.grade(task_id, run.patch, backend=policy.backend, timeout=timeout, log_dir=task_dir).outcome

@@ -48,9 +48,8 @@ def self_modify(*, policy: SandboxPolicy, llm_env: dict[str, str], modifier_dir:
         repo = Path(tmp) / "repo"
         shutil.copytree(target_dir, repo, symlinks=True)
         make_git_repo(repo, "agent source")
-        with policy.slots.slot():
-            run = run_agent(policy=policy, agent_dir=modifier_dir, repo_dir=repo, task=task, out_dir=out_dir,
-                            llm_env=llm_env, timeout=timeout)
+        run = run_agent(policy=policy, agent_dir=modifier_dir, repo_dir=repo, task=task, out_dir=out_dir,
+                        llm_env=llm_env, timeout=timeout)
     return SelfModification(run.patch, run)
 
 

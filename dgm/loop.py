@@ -15,6 +15,10 @@ Beside our `compiled`, every evaluated node records the official code's rule (`p
 resolved + unresolved > 0 and as many submitted task runs as stage 1 has) so the paper's counts of
 compiled children can be compared with ours.
 
+The steps that run agent code (self-modification, own tests, each task of an evaluation) are jobs of
+an executor (dgm/executor/): in this process, or on a Ray cluster; either way this loop alone
+records what they return.
+
 Every attempt is one (generation, slot) with the idempotency key "generation:slot". Its random
 choices come from an RNG seeded by (run seed, generation, slot), and selection from one seeded by
 (run seed, generation), so a resumed run makes exactly the decisions an uninterrupted one would.
@@ -39,13 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dgm.agent_run import SandboxPolicy, run_own_tests
+from dgm.agent_run import SandboxPolicy
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, build_prompt, diagnose
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
 from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
-from dgm.improve import build_child, problem_statement, self_modify
+from dgm.executor import Executor, InProcessExecutor, Workplace
+from dgm.executor.jobs import own_tests_job, self_modify_job
+from dgm.improve import build_child, problem_statement
 from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
 from dgm.patches import patch_stats
@@ -76,6 +82,7 @@ class RunContext:
     report: Callable[[str], None] = print
     progress: Progress = field(default_factory=NoProgress)  # phase of each in-flight attempt (dgm/progress.py)
     started: float = field(default_factory=time.monotonic)
+    executor: Executor | None = None  # where sandboxed jobs run; None: in this process
 
 
 class DarwinGodelMachine:
@@ -83,6 +90,7 @@ class DarwinGodelMachine:
         self.ctx = ctx
         self.cfg = ctx.config
         self.store = ctx.store
+        self.executor = ctx.executor or InProcessExecutor(Workplace(ctx.policy, ctx.benchmark), self.cfg.run.max_concurrency)
         self._checkout_lock = threading.Lock()
 
     # -- Algorithm 1 -------------------------------------------------------------------------
@@ -119,8 +127,8 @@ class DarwinGodelMachine:
         work = self.store.begin_attempt(attempt_id, 0, 0, None)
         agent = self.ctx.initial_agent
         self.ctx.progress.phase(attempt_id, "own tests")
-        tests = run_own_tests(policy=self.ctx.policy, agent_dir=agent, command=self.cfg.agent.own_tests_command,
-                              timeout=self.cfg.agent.own_tests_timeout_s)
+        tests = self.executor.run(own_tests_job(INITIAL, agent_dir=agent, command=self.cfg.agent.own_tests_command,
+                                                timeout=self.cfg.agent.own_tests_timeout_s))
         (work / "own_tests.txt").write_text(tests.output)
         if tests.exit_code != 0:
             raise RuntimeError(f"the initial agent's own tests fail in the {self.ctx.policy.backend} sandbox "
@@ -201,10 +209,10 @@ class DarwinGodelMachine:
         modifier_dir = self.checkout(node.modifier_id)
         self.ctx.progress.phase(node.attempt_id, "self-modifying")
         with self.ctx.llm.agent_env(self.ctx.llm.context(node.node_id, node.attempt_id, "self_modify")) as env:
-            change = self_modify(policy=self.ctx.policy, llm_env=env, modifier_dir=modifier_dir,
-                                 target_dir=parent_dir, statement=statement,
-                                 limits=self.cfg.agent.self_modify_limits,
-                                 timeout=self.cfg.agent.self_modify_timeout_s, out_dir=work / "self_modify")
+            change = self.executor.run(self_modify_job(
+                node.node_id, llm_env=env, modifier_dir=modifier_dir, target_dir=parent_dir, statement=statement,
+                limits=self.cfg.agent.self_modify_limits, timeout=self.cfg.agent.self_modify_timeout_s,
+                out_dir=work / "self_modify"))
         (work / "patch.diff").write_text(change.patch)
         self.store.events.append("self_modify", node=node.node_id, exit_status=change.run.exit_status,
                                  **patch_stats(change.patch))
@@ -217,8 +225,9 @@ class DarwinGodelMachine:
         shutil.rmtree(child_dest, ignore_errors=True)  # left by a run killed while it evaluated this child
         child_dir = build_child(parent_dir, change.patch, child_dest)
         self.ctx.progress.phase(node.attempt_id, "own tests")
-        tests = run_own_tests(policy=self.ctx.policy, agent_dir=child_dir, command=self.cfg.agent.own_tests_command,
-                              timeout=self.cfg.agent.own_tests_timeout_s)
+        tests = self.executor.run(own_tests_job(node.node_id, agent_dir=child_dir,
+                                                command=self.cfg.agent.own_tests_command,
+                                                timeout=self.cfg.agent.own_tests_timeout_s))
         (work / "own_tests.txt").write_text(tests.output)
         if tests.exit_code != 0:
             node.status = "not_compiled"

@@ -10,6 +10,7 @@ shows the in-flight attempts, the spend and the time left (dgm/progress.py).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import datetime as _dt
 import sys
 from contextlib import contextmanager
@@ -21,10 +22,10 @@ from rich.console import Console
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.bench.base import Benchmark
-from dgm.concurrency import SandboxSlots
 from dgm.config import Config, ConfigError, load_config
 from dgm.estimate import estimate_cost, paid_roles
 from dgm.evaluate import Evaluator, resolve_stages
+from dgm.executor import gateway_host, open_executor
 from dgm.llm.base import SCRIPTED_BANNER
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache
@@ -73,7 +74,9 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
     # cache_dir, e.g. two seeds, never replay each other's answers.
     cache = ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache,
                           run=config.llm.cache_run or run_id)
-    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices, cache=cache)
+    tcp_host = gateway_host(config)  # remote workers reach the gateway over TCP (per-attempt tokens only)
+    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices, tcp=tcp_host is not None,
+                      tcp_host=tcp_host or "127.0.0.1", cache=cache)
     with gateway:
         gateway.preflight()
         sandbox = config.sandbox
@@ -84,16 +87,19 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             llm_socket=gateway.socket_path,
             labels={"dgm.run": run_id},
             backend_options={"image": sandbox.docker_image} if sandbox.backend == "docker" else {},
-            slots=SandboxSlots(config.run.max_concurrency),
         )
         llm = LLMAccess(gateway, run_id)
         progress = StoreProgress(store)
-        evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
-                              limits=config.agent.task_limits, progress=progress)
-        yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
-                         llm=llm, initial_agent=config.agent.initial.resolve(),
-                         budget_exhausted=lambda: gateway.run_budget_exhausted,
-                         report=lambda line: console.print(line), progress=progress)
+        executor = open_executor(config, policy=policy, benchmark=benchmark, gateway=gateway)
+        try:
+            evaluator = Evaluator(benchmark=benchmark, policy=policy, llm=llm, cfg=config.evaluation,
+                                  limits=config.agent.task_limits, progress=progress, executor=executor)
+            yield RunContext(config=config, store=store, benchmark=benchmark, evaluator=evaluator, policy=policy,
+                             llm=llm, initial_agent=config.agent.initial.resolve(),
+                             budget_exhausted=lambda: gateway.run_budget_exhausted,
+                             report=lambda line: console.print(line), progress=progress, executor=executor)
+        finally:
+            executor.close()
 
 
 def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]:
@@ -137,6 +143,7 @@ def check_before_running(config: Config) -> Benchmark:
         raise ConfigError(f"evaluation.benchmark_options for {config.evaluation.benchmark!r}: {exc}") from None
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise ConfigError(f"evaluation.benchmark {config.evaluation.benchmark!r}: {exc}") from None
+    check_executor(config)
     if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):
         raise ConfigError(f"llm: the scripted test model only knows the local suite's tasks, not "
                           f"benchmark {config.evaluation.benchmark!r}; configure a real model")
@@ -177,6 +184,16 @@ def confirm_cost(config: Config, yes: bool, benchmark: Benchmark | None = None, 
         answer = ""
     if answer.strip().lower() not in ("y", "yes"):
         raise NotConfirmed("not started (the cost was not confirmed)")
+
+
+def check_executor(config: Config) -> None:
+    """`run.executor: ray` needs its extra and an address the gateway can be reached from."""
+    if config.run.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("run.executor: ray needs the Ray extra: pip install -e '.[ray]'")
+    try:
+        gateway_host(config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def print_summary(store: RunStore, reason: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import dgm.executor.jobs
 import dgm.loop
 from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
@@ -109,8 +110,8 @@ def test_no_selfimprove_initial_code_modifies_a_checkout_of_the_parent(tmp_path,
         seen.update(modifier=kwargs["modifier_dir"], target=kwargs["target_dir"])
         return real(**kwargs)
 
-    real = dgm.loop.self_modify
-    monkeypatch.setattr(dgm.loop, "self_modify", spy)
+    real = dgm.executor.jobs.self_modify
+    monkeypatch.setattr(dgm.executor.jobs, "self_modify", spy)
     with runtime(config, store, "run") as ctx:
         dgm_ = DarwinGodelMachine(ctx)
         dgm_.create_child(2, 0, "g001s0")

@@ -1,4 +1,5 @@
-"""`dgm bench validate-speedup|isolation`: wall-time measurements of the local suite's validation."""
+"""`dgm bench validate-speedup|isolation|scale`: wall-time measurements (validation of the local suite;
+concurrent attempts per executor, in dgm/executor/bench.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ def register(subparsers) -> None:
                     "Validation wall time with --backend bwrap vs --backend local (target ratio <= 1.15), and one sandbox's start-up cost.",
                     "dgm bench isolation --subset small")
     _common(p)
+    _register_scale(sub)
+
+
+def _register_scale(sub) -> None:
+    from dgm.executor.bench import cli_scale
+
+    p = add_command(sub, "scale", cli_scale,
+                    "Throughput of 1, 2, 4, 8 concurrent attempts vs the ideal, per executor (latency-bound scripted "
+                    "model; targets: efficiency >= 0.85 at 8, Ray / in-process <= 1.10).",
+                    "dgm bench scale --latency 5 --attempts 1,2,4,8 --executors inprocess,ray")
+    p.add_argument("--latency", type=float, default=5.0,
+                   help="seconds the scripted model takes per call, as a real model does (default 5)")
+    p.add_argument("--attempts", default="1,2,4,8", help="concurrent attempts to measure (default 1,2,4,8)")
+    p.add_argument("--executors", default="inprocess,ray", help="inprocess, ray or both (default both)")
+    p.add_argument("--ray-address", default=None, help="a running cluster (default: a local Ray, loopback only)")
+    p.add_argument("--agent", default="agents/initial", help="the agent that modifies itself (default: the seed)")
+    p.add_argument("--backend", default=None, help="sandbox backend (default: bwrap when it works here)")
 
 
 def _common(p) -> None:

@@ -128,6 +128,12 @@ class SampleCounter:
             taken.add(index)
             return index
 
+    def forget(self, scope: str) -> None:
+        """Start the scope's counting over (its caller is re-running from the start)."""
+        with self._lock:
+            for key in [k for k in self._taken if k[0] == scope]:
+                del self._taken[key]
+
     def release(self, scope: str, fingerprint: str, index: int) -> None:
         with self._lock:
             self._taken.get((scope, fingerprint), set()).discard(index)

@@ -97,6 +97,10 @@ def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
     return as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")), as_int(cached)
 
 
+def _sample_scope(ctx: CallContext) -> str:
+    return f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
+
+
 GATEWAY_DIR_PREFIX = "dgm-gw-"
 
 
@@ -131,6 +135,7 @@ class Gateway:
         cache: ResponseCache | None = None,
         prices: PriceTable | None = None,
         tcp: bool = False,
+        tcp_host: str = "127.0.0.1",
     ):
         if not routes:
             raise ValueError("the gateway needs at least one model route")
@@ -143,6 +148,7 @@ class Gateway:
             if not route.is_scripted and self.prices.price(route.model) is None:
                 raise ValueError(f"model alias {alias!r}: {UnknownPrice(route.model)}")
         self.tcp = tcp
+        self.tcp_host = tcp_host  # loopback, or the driver's address on a cluster's network (Ray workers)
         self._grants: dict[str, _Grant] = {}
         self._refusals: dict[CallContext, BudgetExceeded] = {}
         self._samples = SampleCounter()
@@ -171,6 +177,13 @@ class Gateway:
     def revoke(self, token: str) -> None:
         with self._lock:
             self._grants.pop(token, None)
+
+    def restart_samples(self, token: str) -> None:
+        """The job holding `token` starts over (its worker died): its next requests get the sample
+        indices of its first try again, so answers it already received are served from the cache."""
+        grant = self._grant(token)
+        if grant is not None:
+            self._samples.forget(_sample_scope(grant.context))
 
     def _grant(self, token: str) -> _Grant | None:
         with self._lock:
@@ -208,7 +221,7 @@ class Gateway:
 
     @property
     def tcp_base_url(self) -> str:
-        return f"http://127.0.0.1:{self.tcp_port}/v1"
+        return f"http://{self.tcp_host}:{self.tcp_port}/v1"
 
     def client(self, token: str, **kwargs) -> openai.OpenAI:
         """The framework's own client (diagnosis calls), over the Unix socket."""
@@ -311,7 +324,7 @@ class Gateway:
     def _answer(self, grant: _Grant, route: Route, request: dict, started: float) -> dict:
         ctx = grant.context
         # Sample indices count identical requests per caller scope; the cache adds its run (see cache.py).
-        scope = f"{ctx.attempt_id or 'node:' + str(ctx.node_id)}/{ctx.purpose}/{ctx.task_id}"
+        scope = _sample_scope(ctx)
         fingerprint = request_fingerprint(request)
         index = self._samples.reserve(scope, fingerprint)
         answered = False
@@ -422,7 +435,7 @@ class Gateway:
         sockets = [uds]
         if self.tcp:
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            tcp.bind(("127.0.0.1", 0))
+            tcp.bind((self.tcp_host, 0))
             self.tcp_port = tcp.getsockname()[1]
             sockets.append(tcp)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",

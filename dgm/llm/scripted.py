@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
@@ -396,7 +397,11 @@ class ScriptedUpstream:
         supports_tools: bool = True,
         context_window: int | None = None,
         catalogue_dir: Path = CATALOGUE_DIR,
+        latency_s: float = 0.0,
     ):
+        if latency_s < 0:
+            raise TypeError(f"latency_s must be >= 0 (got {latency_s})")
+        self.latency_s = latency_s  # a real model's answer takes seconds: `dgm bench scale` sets this
         self.solutions = solutions or (lambda text: None)
         self.malformed_rate = malformed_rate
         self.supports_tools = supports_tools
@@ -418,6 +423,8 @@ class ScriptedUpstream:
             action = replay(self.policy(request, context.purpose), messages)
         else:
             action = say("OK")
+        if self.latency_s:
+            time.sleep(self.latency_s)
         return self.response(request, action, prompt_tokens)
 
     # -- purposes

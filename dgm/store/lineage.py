@@ -15,6 +15,7 @@ from pathlib import Path
 
 import git
 
+from dgm.executor.transfer import extract_safely
 from dgm.gitutil import isolated_env
 
 # Never snapshot caches or stray run outputs into an agent.
@@ -59,8 +60,7 @@ class AgentLineage:
         self.repo.archive(buffer, node_tag(node_id), format="tar")
         buffer.seek(0)
         with tarfile.open(fileobj=buffer) as tar:
-            tar.extractall(dest, filter="data")
-        return dest
+            return extract_safely(tar, dest)
 
     def diff(self, old_id: str, new_id: str) -> str:
         return self.repo.git.diff(node_tag(old_id), node_tag(new_id))
