@@ -82,7 +82,7 @@ def test_parallel_attempts_share_one_run_wide_cap(tmp_path):
             t.start()
         for t in threads:
             t.join(timeout=300)
-        peak = ctx.policy.slots.peak
+        peak = ctx.executor.sandboxes.peak
     windows = _windows(outs)
     assert len(windows) == 6
     assert _most_at_once(windows) <= 2 and peak == 2
