@@ -75,23 +75,23 @@ def _rust_sysroot() -> str | None:
 
 
 # exercise, the example's source file, the solution file it replaces, a solution that passes only the first
-# test (the others are switched off as Exercism ships them), what the host needs
+# test (the others are switched off as Exercism ships them), what the host needs, and how to get it
 COMPILED = [
     ("cpp__reverse-string", ".meta/example.cpp", "reverse_string.cpp",
      '#include "reverse_string.h"\nnamespace reverse_string {\nstd::string reverse_string(const std::string& text) '
-     '{ return text; }\n}\n', shutil.which("cmake") and shutil.which("g++")),
+     '{ return text; }\n}\n', shutil.which("cmake") and shutil.which("g++"), "apt-get install cmake g++"),
     ("rust__bowling", ".meta/example.rs", "src/lib.rs", "pub fn score(_rolls: &[u32]) -> u32 {\n    0\n}\n",
-     _rust_sysroot()),
+     _rust_sysroot(), "install Rust with rustup"),
 ]
 
 
-@pytest.mark.parametrize("iid,example,solution,first_test_only,toolchain", COMPILED, ids=[c[0] for c in COMPILED])
+@pytest.mark.parametrize("iid,example,solution,first_test_only,toolchain,how", COMPILED, ids=[c[0] for c in COMPILED])
 def test_compiled_languages_are_graded_with_every_test_switched_on(backend, tmp_path, iid, example, solution,
-                                                                     first_test_only, toolchain):
+                                                                     first_test_only, toolchain, how):
     """The example resolves; a solution that passes only the test Exercism leaves switched on does not
     (a grader without -DEXERCISM_RUN_ALL_TESTS=1 / --include-ignored would call it resolved)."""
     if not toolchain:
-        pytest.skip(f"no toolchain on this host for {iid}")
+        pytest.skip(f"polyglot toolchain missing: {iid} needs it on this host ({how})")
     toolchains = [toolchain] if iid.startswith("rust") else []
     bench = load_benchmark(f"polyglot:{FIXTURE}", toolchains=toolchains)
     lang, name = iid.split("__")
