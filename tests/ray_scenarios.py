@@ -150,7 +150,7 @@ def hung_job(marker: str) -> dict:
 
     ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1",
              object_store_memory=100 * 2**20, logging_level="WARNING")
-    routes = build_upstreams({"coding": {"provider": "scripted"}}, prices=PriceTable.load())
+    routes = build_upstreams({"task": {"provider": "scripted"}}, prices=PriceTable.load())
     outcome: dict = {}
     with Gateway(routes, tcp=True) as gateway:
         executor = RayExecutor(RaySection(), policy=SandboxPolicy(default_backend()), benchmark_spec=None,

@@ -89,9 +89,9 @@ def upstream(monkeypatch):
 
 
 def _gateway(upstream, tmp_path, **kwargs) -> Gateway:
-    routes = build_upstreams({"coding": {"base_url": upstream.base_url, "api_key_env": KEY_ENV, "model": "gpt-4o",
+    routes = build_upstreams({"self_modify": {"base_url": upstream.base_url, "api_key_env": KEY_ENV, "model": "gpt-4o",
                                          "retry": {"max_attempts": 1}}})
-    return Gateway(routes, cache=ResponseCache(tmp_path / "cache"), tcp=True, **kwargs)
+    return Gateway(routes, cache=ResponseCache(tmp_path / "cache", run="run1"), tcp=True, **kwargs)
 
 
 def _context(attempt="3:1") -> CallContext:
@@ -102,12 +102,12 @@ def test_a_jobs_relay_reaches_the_drivers_gateway_with_its_token_only(upstream, 
     with _gateway(upstream, tmp_path) as gateway, unix_relay((gateway.tcp_host, gateway.tcp_port)) as socket_path:
         token = gateway.issue_token(_context())
         client = uds_client(socket_path, token, max_retries=0)
-        answer = client.chat.completions.create(model="coding", messages=[{"role": "user", "content": "hi"}],
+        answer = client.chat.completions.create(model="self_modify", messages=[{"role": "user", "content": "hi"}],
                                                 max_tokens=16)
         assert answer.choices[0].message.content
         with pytest.raises(Exception) as refused:  # a made-up token gets nowhere
             uds_client(socket_path, "dgm-forged", max_retries=0).chat.completions.create(
-                model="coding", messages=[{"role": "user", "content": "hi"}], max_tokens=16)
+                model="self_modify", messages=[{"role": "user", "content": "hi"}], max_tokens=16)
         assert getattr(refused.value, "status_code", None) == 401
     assert len(upstream.chat_requests) == 1
 
@@ -117,10 +117,10 @@ def test_a_retried_job_gets_the_answers_it_already_paid_for_from_the_record(upst
     with _gateway(upstream, tmp_path) as gateway:
         token = gateway.issue_token(_context())
         client = gateway.client(token, max_retries=0)
-        first = [client.chat.completions.create(model="coding", messages=messages, max_tokens=16) for _ in range(2)]
+        first = [client.chat.completions.create(model="self_modify", messages=messages, max_tokens=16) for _ in range(2)]
         assert len(upstream.chat_requests) == 2  # two samples of one request: both paid
         gateway.restart_samples(token)  # the job's worker died; it runs again from the start
-        again = [client.chat.completions.create(model="coding", messages=messages, max_tokens=16) for _ in range(3)]
+        again = [client.chat.completions.create(model="self_modify", messages=messages, max_tokens=16) for _ in range(3)]
         assert [a.choices[0].message.content for a in again[:2]] == [f.choices[0].message.content for f in first]
         assert len(upstream.chat_requests) == 3  # only the third sample is new
         assert gateway.stats.cache_hits == 2
@@ -132,7 +132,7 @@ def test_without_restart_a_repeated_request_is_a_new_sample(upstream, tmp_path):
     with _gateway(upstream, tmp_path) as gateway:
         client = gateway.client(gateway.issue_token(_context()), max_retries=0)
         for _ in range(3):
-            client.chat.completions.create(model="coding", messages=messages, max_tokens=16)
+            client.chat.completions.create(model="self_modify", messages=messages, max_tokens=16)
     assert len(upstream.chat_requests) == 3
 
 

@@ -62,7 +62,7 @@ def measure(executor_names: list[str], counts: list[int], latency: float, agent:
             address: str | None = None, report=print) -> list[Round]:
     item = next(i for i in load_catalogue() if i.name == ITEM)
     statement = problem_statement(agent, item.diagnosis)
-    routes = build_upstreams({"coding": {"provider": "scripted", "latency_s": latency}}, prices=PriceTable.load())
+    routes = build_upstreams({"self_modify": {"provider": "scripted", "latency_s": latency}}, prices=PriceTable.load())
     rounds = []
     with tempfile.TemporaryDirectory(prefix="dgm-bench-scale-") as tmp, \
             Gateway(routes, tcp="ray" in executor_names, tcp_host="127.0.0.1") as gateway:
@@ -83,7 +83,8 @@ def _round(name: str, executor, gateway: Gateway, n: int, agent: Path, statement
     tokens = [gateway.issue_token(CallContext("bench", f"n{n}a{i}", f"{name}:{n}:{i}", "self_modify"))
               for i in range(n)]
     jobs = [self_modify_job(f"attempt {i}", llm_env=gateway.agent_env(token), modifier_dir=agent, target_dir=agent,
-                            statement=statement, limits=LIMITS, out_dir=out / str(i)) for i, token in enumerate(tokens)]
+                            statement=statement, limits=LIMITS, timeout=LIMITS.max_seconds + 60,
+                            out_dir=out / str(i)) for i, token in enumerate(tokens)]
     started = time.monotonic()
     results = _run_all(executor, jobs)
     seconds = time.monotonic() - started
