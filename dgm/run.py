@@ -30,7 +30,7 @@ from dgm.llm.upstream import build_upstreams
 from dgm.llm_access import LLMAccess
 from dgm.loop import DarwinGodelMachine, RunContext
 from dgm.sandbox.base import Limits
-from dgm.sandbox.hostdir import cleanup_leftover_dirs
+from dgm.sandbox import cleanup_leftovers
 from dgm.store import RunStore, StoreError
 
 RESUMABLE_KEYS = ("loop.",)  # on resume only stopping rules may change, so past decisions stay valid
@@ -99,10 +99,11 @@ def resume_run(run_dir: Path, overrides: list[str]) -> tuple[Config, RunStore, s
     store = RunStore.open(run_dir)
     config = load_config(run_dir / "config.yaml", overrides)
     run_id = store.run_info()["run_id"]
-    # Sandboxes of a killed run leave their host dirs (copies of repos) behind; only this run's dead ones go.
-    leftovers = cleanup_leftover_dirs(run_id)
+    # Sandboxes of a killed run leave host dirs (copies of repos) and containers behind; only this run's go.
+    leftovers = cleanup_leftovers(run_id)
     store.set_run_status("running")
-    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=len(leftovers))
+    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=leftovers["dirs"],
+                        removed_containers=leftovers["containers"])
     return config, store, run_id
 
 
