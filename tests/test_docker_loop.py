@@ -1,5 +1,6 @@
 """The whole loop on the docker backend: `python -m dgm.run experiments/quickstart.yaml --set
-sandbox.backend=docker` completes, `dgm replay` of it is identical, and a run SIGKILLed while its
+sandbox.backend=docker` completes (one generation on three tasks here; the full quickstart is in the
+README's figures), `dgm replay` of it is identical, and a run SIGKILLed while its
 containers run is resumed to the end with no container of it left behind.
 
 Real everything: dgm.run subprocesses, the gateway, the scripted model, containers of this
@@ -7,6 +8,7 @@ checkout's dgm-agent image (the agent runs with the image's own Python)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,12 +18,22 @@ from pathlib import Path
 
 import pytest
 
+from dgm.bench import load_benchmark
 from dgm.sandbox.docker import LABEL, _client
 from dgm.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
-SMALL = ["--set", "sandbox.backend=docker", "--set", "loop.generations=1", "--set", "loop.children_per_generation=2"]
+# Three tasks and a cached initial evaluation (as tests/test_resume.py does) keep a run to minutes.
+TASKS = load_benchmark("local").subsets()["small"][:3]
+
+
+def small_run(root: Path) -> list[str]:
+    initial = root / "initial_results.json"
+    initial.write_text(json.dumps(dict(zip(TASKS, ["resolved", "unresolved", "empty_patch"]))))
+    return ["experiments/quickstart.yaml", "--set", f"run.archive_dir={root / 'archive'}",
+            "--set", "sandbox.backend=docker", "--set", "loop.generations=1", "--set", "loop.children_per_generation=2",
+            "--set", f"evaluation.stages=[{{tasks: {json.dumps(TASKS)}}}]", "--set", f"evaluation.initial_results={initial}"]
 
 
 def dgm_run(args: list[str], log: Path) -> subprocess.Popen:
@@ -42,8 +54,7 @@ def the_run_dir(archive: Path) -> Path:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("docker-loop")
-    proc = dgm_run(["experiments/quickstart.yaml", "--set", f"run.archive_dir={root / 'archive'}", *SMALL],
-                   root / "run.log")
+    proc = dgm_run(small_run(root), root / "run.log")
     assert proc.wait(timeout=1200) == 0, (root / "run.log").read_text()[-3000:]
     return the_run_dir(root / "archive")
 
@@ -65,7 +76,7 @@ def test_replay_on_docker_is_identical(finished_run: Path):
 
 def test_killed_run_resumes_and_leaves_no_container(tmp_path):
     archive = tmp_path / "archive"
-    proc = dgm_run(["experiments/quickstart.yaml", "--set", f"run.archive_dir={archive}", *SMALL], tmp_path / "run.log")
+    proc = dgm_run(small_run(tmp_path), tmp_path / "run.log")
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:

@@ -135,7 +135,8 @@ def test_container_removed_when_setup_fails(tmp_path, monkeypatch):
 
 @docker
 def test_cleanup_removes_what_a_killed_owner_left(tmp_path):
-    """A process holding a sandbox is SIGKILLed: its container stays; cleanup of its run removes it only."""
+    """A process holding a sandbox is SIGKILLed: its container stays until a cleanup removes it; a
+    cleanup never removes a sandbox whose owner still runs (another run's, or another test's)."""
     killed, other = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
     holder = textwrap.dedent(f"""
         import sys, time
@@ -152,11 +153,12 @@ def test_cleanup_removes_what_a_killed_owner_left(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    with open_sandbox("docker", SandboxSpec(labels={"dgm.run": other})):
+    with open_sandbox("docker", SandboxSpec(labels={"dgm.run": other})) as live:
         assert len(_containers(killed)) == 1
         removed = cleanup_leftovers(killed)
         assert len(removed) == 1 and _containers(killed) == []
-        assert len(_containers(other)) == 1  # another run's live sandbox is left alone
+        assert cleanup_leftovers(other) == [] and live.container.name not in cleanup_leftovers()
+        assert len(_containers(other)) == 1  # a live sandbox is left alone, even by a cleanup of its run
 
 
 def _hostile_tar() -> bytes:

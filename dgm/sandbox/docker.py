@@ -20,6 +20,8 @@ Every container is labelled dgm.sandbox=1 (and dgm.run=<run id> from the spec), 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import tarfile
 import tempfile
 import threading
@@ -40,6 +42,7 @@ SANDBOX_USER = "1000:1000"
 INSIDE_HOME = "/home/sandbox"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LABEL = "dgm.sandbox"
+OWNER_LABEL = "dgm.owner"  # host:pid:start time of the process that opened the sandbox
 GO_MODE_SYMLINK = 1 << 27  # os.ModeSymlink in the mode docker reports for archive paths
 
 
@@ -128,7 +131,7 @@ class DockerSandbox:
         return dict(
             image=self.image, command=["sleep", "infinity"], init=True, detach=True,
             name=f"dgm-sbx-{uuid.uuid4().hex[:12]}",
-            labels={**spec.labels, LABEL: "1"},
+            labels={**spec.labels, LABEL: "1", OWNER_LABEL: _this_process()},
             user=self.user, working_dir=INSIDE_WORKDIR, network_mode="none",
             environment=self._env(None), mounts=mounts,
             read_only=not self.writable_root, tmpfs=tmpfs,
@@ -243,14 +246,40 @@ class DockerSandbox:
 
 
 def cleanup_leftovers(run_id: str | None = None, client=None) -> list[str]:
-    """Remove containers (and their anonymous volumes) labelled as dgm sandboxes (of run_id)."""
+    """Remove containers (and their anonymous volumes) of dgm sandboxes (of run_id) whose owner is dead.
+
+    A container whose owning process still runs on this host is someone's open sandbox and stays."""
     client = _client(client)
     filters = {"label": [f"{LABEL}=1"] + ([f"dgm.run={run_id}"] if run_id else [])}
     removed = []
     for container in client.containers.list(all=True, filters=filters):
+        if _owner_alive(container.labels.get(OWNER_LABEL, "")):
+            continue
         container.remove(force=True, v=True)
         removed.append(container.name)
     return removed
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the pid,
+    it names one process even after pids are reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname() and bool(owner)  # another host's sandbox: not ours to judge
+    return _start_time(int(pid)) == started
 
 
 def _empty_resolv_conf() -> Path:

@@ -93,20 +93,23 @@ class RootfsRecipe:
 
 @dataclass(frozen=True)
 class DockerfileRecipe:
-    """sandbox/<name>/Dockerfile, FROM the parent (build arg BASE), wheels in the context's wheels/."""
+    """sandbox/<name>/ (a Dockerfile and the files it copies) FROM the parent (build arg BASE), with the
+    wheels of `requirements` in the context's wheels/."""
 
     name: str
     parent: str
     requirements: str | None = None  # a requirements file under sandbox/, downloaded as wheels
 
     def inputs(self) -> list[bytes]:
-        files = [f"{self.name}/Dockerfile"] + ([self.requirements] if self.requirements else [])
+        own = sorted(p.relative_to(RECIPES_DIR).as_posix() for p in (RECIPES_DIR / self.name).rglob("*") if p.is_file())
+        files = dict.fromkeys([f"{self.name}/Dockerfile", *([self.requirements] if self.requirements else []), *own])
         return [f"python {IMAGE_PYTHON}".encode(), *(_read(f) for f in files)]
 
-    def build(self, tag: str, parent_tag: str | None, client) -> None:
+    def build(self, tag: str, parent_tag: str | None, client, context_files: dict[str, Path] | None = None,
+              labels: dict[str, str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix=f"dgm-ctx-{self.name}-", dir=_scratch()) as tmp:
-            context = Path(tmp)
-            shutil.copy(RECIPES_DIR / self.name / "Dockerfile", context / "Dockerfile")
+            context = Path(tmp) / "context"
+            shutil.copytree(RECIPES_DIR / self.name, context, symlinks=True)
             wheels = context / "wheels"
             wheels.mkdir()
             if self.requirements:
@@ -116,10 +119,12 @@ class DockerfileRecipe:
                      f"image {self.name}: pip download")
             else:
                 (wheels / "requirements.txt").write_text("")
+            for name, source in (context_files or {}).items():  # e.g. a task's repository
+                shutil.copytree(source, context / name, symlinks=True)
             lines = []
             for chunk in client.api.build(path=str(context), tag=tag, buildargs={"BASE": parent_tag},
                                           network_mode="none", rm=True, forcerm=True, decode=True,
-                                          labels={LABEL: self.name}):
+                                          labels={LABEL: self.name, **(labels or {})}):
                 if "error" in chunk:
                     tail = "".join(lines[-15:])
                     raise SandboxError(f"image {self.name}: docker build failed: {chunk['error'].strip()}\n{tail}")
@@ -132,6 +137,7 @@ RECIPES: dict[str, ImageRecipe] = {r.name: r for r in (
     DockerfileRecipe("agent", "rootfs-base", "agent/requirements.txt"),
     DockerfileRecipe("eval", "rootfs-base", "eval/requirements.txt"),
     DockerfileRecipe("polyglot", "rootfs-polyglot", "eval/requirements.txt"),
+    DockerfileRecipe("swebench-env", "eval"),  # the exported local suite's SWE-bench environment image
 )}
 TARGETS = {"agent": ["agent"], "eval": ["eval"], "polyglot": ["polyglot"], "all": ["agent", "eval", "polyglot"]}
 
@@ -166,21 +172,22 @@ def build_images(target: str = "all", client=None, progress=None) -> list[BuiltI
     if target not in TARGETS:
         raise SandboxError(f"unknown image {target!r}; choose one of {', '.join(TARGETS)}")
     client = _client(client)
-    order = list(dict.fromkeys(n for t in TARGETS[target] for n in chain(t)))
-    results = []
-    for name in order:
-        recipe, tag = RECIPES[name], image_tag(name)
-        started = time.monotonic()
-        built = not _exists(client, tag)
-        if built:
-            if progress:
-                progress(f"building {tag} ...")
-            recipe.build(tag, image_tag(recipe.parent) if recipe.parent else None, client)
-        size = client.images.get(tag).attrs.get("Size", 0) / 1e6
-        results.append(BuiltImage(name, tag, built, time.monotonic() - started, size))
+    return [build_one(name, client, progress) for name in dict.fromkeys(n for t in TARGETS[target] for n in chain(t))]
+
+
+def build_one(name: str, client, progress=None) -> BuiltImage:
+    """Build one recipe whose parent exists (see chain()), unless its tag exists already."""
+    recipe, tag = _recipe(name), image_tag(name)
+    started = time.monotonic()
+    built = not _exists(client, tag)
+    if built:
         if progress:
-            progress(f"{tag}: {'built in %.0f s' % results[-1].seconds if built else 'up to date'}, {size:.0f} MB")
-    return results
+            progress(f"building {tag} ...")
+        recipe.build(tag, image_tag(recipe.parent) if recipe.parent else None, client)
+    result = BuiltImage(name, tag, built, time.monotonic() - started, client.images.get(tag).attrs.get("Size", 0) / 1e6)
+    if progress:
+        progress(f"{tag}: {'built in %.0f s' % result.seconds if built else 'up to date'}, {result.size_mb:.0f} MB")
+    return result
 
 
 def debian_mirror() -> str:
