@@ -121,6 +121,14 @@ class SWEBenchBenchmark:
         except KeyError:
             raise KeyError(f"instance {instance_id!r} is not in dataset {self.dataset_name}") from None
 
+    def gold_patch(self, instance_id: str) -> str:
+        """The dataset's reference fix (trusted side only: the scripted test model's oracle)."""
+        return self.row(instance_id)["patch"]
+
+    def find_by_problem_statement(self, text: str) -> str | None:
+        """The instance whose problem statement appears in `text` (for the scripted test model)."""
+        return next((iid for iid, row in sorted(self._rows.items()) if row["problem_statement"].strip() in text), None)
+
     def task_info(self, instance_id: str) -> TaskInfo:
         return TaskInfo(instance_id, self.row(instance_id)["problem_statement"],
                         "The repository is at /testbed in its own environment; run its existing tests with the "
