@@ -104,7 +104,7 @@ class SandboxSection(Strict):
     file_size_mb: int = Field(512, ge=1)
     processes: int = Field(512, ge=8)
     docker_image: str | None = Field(None, description="docker backend's image; default: this checkout's "
-                                     "dgm-agent image (`dgm sandbox build-image agent`)")
+                                     "dgm-agent image; `polyglot`: dgm's image with compilers (dgm sandbox build-image)")
 
 
 class ModelRoute(Strict):

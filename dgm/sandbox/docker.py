@@ -78,10 +78,10 @@ class DockerSandbox:
         """`writable_root` keeps the image's own files writable (in the container's throw-away layer),
         for task images whose repository lives in the image (SWE-bench's /testbed); `hidden_dirs`
         get an empty read-only tmpfs over them (e.g. the framework inside a mounted Python prefix).
-        `image` None: this checkout's dgm-agent image."""
+        `image` None: this checkout's dgm-agent image; "agent", "eval" or "polyglot": that dgm image."""
         self.spec = spec
         self.client = _client(client)
-        self.image = image or default_image()
+        self.image = resolve_image(image)
         self.user = user
         self.writable_root = writable_root
         self.hidden_dirs = list(hidden_dirs)
@@ -292,10 +292,13 @@ def _empty_resolv_conf() -> Path:
     return path
 
 
-def default_image() -> str:
-    from .images import image_tag
+def resolve_image(image: str | None) -> str:
+    """None -> this checkout's dgm-agent image; a bare name of one of dgm's images -> its current tag."""
+    from .images import TARGETS, image_tag
 
-    return image_tag("agent")
+    if image is None:
+        return image_tag("agent")
+    return image_tag(image) if image in TARGETS and image != "all" else image
 
 
 def build_hint(image: str) -> str:

@@ -4,7 +4,7 @@
     rootfs-polyglot  the same, plus sandbox/rootfs/polyglot.packages (compilers and test tools)
     agent            FROM rootfs-base: user 1000, wheels of sandbox/agent/requirements.txt
     eval             FROM rootfs-base: user 1000, wheels of sandbox/eval/requirements.txt
-    polyglot         FROM rootfs-polyglot: user 1000, the eval wheels
+    polyglot         FROM rootfs-polyglot: user 1000, the agent wheels (agents and grading)
 
 Debian packages come from the Debian mirror apt uses here (debootstrap runs on the host); Python
 packages are wheels `pip download`ed on the host into the build context and installed with
@@ -136,7 +136,7 @@ RECIPES: dict[str, ImageRecipe] = {r.name: r for r in (
     RootfsRecipe("rootfs-polyglot", ("base.packages", "polyglot.packages")),
     DockerfileRecipe("agent", "rootfs-base", "agent/requirements.txt"),
     DockerfileRecipe("eval", "rootfs-base", "eval/requirements.txt"),
-    DockerfileRecipe("polyglot", "rootfs-polyglot", "eval/requirements.txt"),
+    DockerfileRecipe("polyglot", "rootfs-polyglot", "agent/requirements.txt"),  # agents run in it too
     DockerfileRecipe("swebench-env", "eval"),  # the exported local suite's SWE-bench environment image
 )}
 TARGETS = {"agent": ["agent"], "eval": ["eval"], "polyglot": ["polyglot"], "all": ["agent", "eval", "polyglot"]}
