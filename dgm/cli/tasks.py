@@ -140,7 +140,8 @@ def _validate_swebench(args, bench, ids) -> int:
     elapsed = time.monotonic() - started
     table = Table(title=f"{len(ids)} SWE-bench instances through the swebench harness's run_instance, {elapsed:.0f}s"
                         + (f" (compared with the local grading, {local_backend})" if local else ""))
-    for column in ("instance", "ok", "gold", "empty", "wrong", "seconds", "problems"):
+    table.add_column("instance", no_wrap=True)
+    for column in ("ok", "gold", "empty", "wrong", "seconds", "problems"):
         table.add_column(column)
     for res in results:
         table.add_row(res.instance_id, "[green]yes[/]" if res.ok else "[red]NO[/]",
