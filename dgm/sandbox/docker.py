@@ -275,11 +275,13 @@ def _start_time(pid: int) -> str:
 
 
 def _owner_alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return host != socket.gethostname() and bool(owner)  # another host's sandbox: not ours to judge
-    return _start_time(int(pid)) == started
+    """Whether the process that opened a sandbox still runs (no owner label: it is dead)."""
+    if not owner:
+        return False
+    host, pid, started = (owner.split(":") + ["", ""])[:3]
+    if host != socket.gethostname():
+        return True  # another machine's sandbox (a shared daemon): not ours to judge
+    return pid.isdigit() and _start_time(int(pid)) == started
 
 
 def _empty_resolv_conf() -> Path:
