@@ -88,3 +88,20 @@ def test_doctor_names_the_missing_image_and_the_command(recipes, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert f"image {images.image_tag('polyglot')}: missing" in out
     assert "build the missing images with: dgm sandbox build-image polyglot" in out
+
+
+@pytest.mark.parametrize("required,expected", [("1", "1 error"), ("", "1 skipped")])
+def test_without_a_daemon_docker_tests_fail_when_docker_is_required(tmp_path, required, expected):
+    """DGM_REQUIRE_DOCKER=1 (CI) turns the skip of a docker test into a failure that says why."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock", "DGM_REQUIRE_DOCKER": required,
+           "PYTHONPATH": str(repo)}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs",
+                        "tests/test_sandbox_docker.py::test_a_missing_image_is_a_clear_error"],
+                       cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert expected in r.stdout and "no Docker daemon answers" in r.stdout, r.stdout[-2000:]
