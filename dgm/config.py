@@ -138,7 +138,8 @@ class SandboxSection(Strict):
     cpu_seconds: int = Field(3600, ge=1)
     file_size_mb: int = Field(512, ge=1)
     processes: int = Field(512, ge=8)
-    docker_image: str = "dgm-agent:latest"
+    docker_image: str | None = Field(None, description="docker backend's image; default: this checkout's "
+                                     "dgm-agent image; `polyglot`: dgm's image with compilers (dgm sandbox build-image)")
 
 
 class ModelRoute(Strict):

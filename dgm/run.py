@@ -35,7 +35,7 @@ from dgm.llm_access import LLMAccess
 from dgm.loop import BUDGET_EXHAUSTED, INITIAL, DarwinGodelMachine, RunContext
 from dgm.progress import StoreProgress, live_view
 from dgm.sandbox.base import Limits
-from dgm.sandbox.hostdir import cleanup_leftover_dirs
+from dgm.sandbox import cleanup_leftovers
 from dgm.store import RunStore, StoreError
 
 # On resume only stopping rules and budgets may change, so past decisions stay valid.
@@ -121,10 +121,11 @@ def resume_run(run_dir: Path, overrides: list[str], *, yes: bool = False) -> tup
     if overrides:  # kept, so a later resume does not fall back to the old limits
         (run_dir / "config.yaml").write_text(config.to_yaml())
     run_id = store.run_info()["run_id"]
-    # Sandboxes of a killed run leave their host dirs (copies of repos) behind; only this run's dead ones go.
-    leftovers = cleanup_leftover_dirs(run_id)
+    # Sandboxes of a killed run leave host dirs (copies of repos) and containers behind; only this run's go.
+    leftovers = cleanup_leftovers(run_id)
     store.set_run_status("running")
-    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=len(leftovers))
+    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=leftovers["dirs"],
+                        removed_containers=leftovers["containers"])
     return config, store, run_id
 
 

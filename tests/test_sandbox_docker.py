@@ -1,102 +1,164 @@
-"""docker backend. No Docker daemon runs here, so these tests drive DockerSandbox with a
-unittest.mock docker client (the way docker-py's own tests mock the API) and check what we ask
-the daemon for. `@pytest.mark.docker` tests use a real daemon and skip unless one answers."""
+"""docker backend, against the real daemon and this checkout's dgm-agent image (built offline by
+`dgm sandbox build-image agent`). Without a daemon or the image these tests skip, unless
+DGM_REQUIRE_DOCKER=1 (CI), which makes that a failure (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
 import tarfile
-import threading
+import textwrap
+import time
+import uuid
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from dgm.sandbox import open_sandbox
-from dgm.sandbox.base import Limits, Mount, SandboxSpec
-from dgm.sandbox.docker import build_images, cleanup_leftovers, daemon_status
+from dgm.sandbox.base import Limits, Mount, SandboxError, SandboxSpec
+from dgm.sandbox.docker import LABEL, DockerSandbox, _client, cleanup_leftovers
+from dgm.sandbox.tarsafe import safe_extract
+
+REPO = Path(__file__).resolve().parents[1]
+docker = pytest.mark.docker
 
 
-def _mock_client(stream_chunks=(b"hello\n",), exit_code=0):
-    client = mock.MagicMock(name="docker_client")
-    container = client.containers.create.return_value
-    container.id = "cid123"
-    container.put_archive.return_value = True
-    client.api.exec_create.return_value = {"Id": "exec1"}
-    client.api.exec_start.side_effect = lambda *a, **k: iter(list(stream_chunks))
-    client.api.exec_inspect.return_value = {"ExitCode": exit_code}
-    return client, container
+def _containers(run_id: str) -> list:
+    return _client().containers.list(all=True, filters={"label": [f"{LABEL}=1", f"dgm.run={run_id}"]})
 
 
-def test_container_is_created_locked_down(tmp_path):
+@docker
+def test_container_is_locked_down(tmp_path):
     agent = tmp_path / "agent"
     agent.mkdir()
-    sock = tmp_path / "gw.sock"
-    sock.touch()
-    client, container = _mock_client()
     toolchain = tmp_path / "toolchain"
     (toolchain / "bin").mkdir(parents=True)
-    spec = SandboxSpec(mounts=[Mount(agent, "/agent")], llm_socket=sock, env={"PYTHONPATH": "/agent"},
-                       limits=Limits(memory_mb=300, processes=50, file_size_mb=10), labels={"dgm.run": "r1"},
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+    spec = SandboxSpec(mounts=[Mount(agent, "/agent")], env={"PYTHONPATH": "/agent"},
+                       limits=Limits(memory_mb=300, processes=50, file_size_mb=10), labels={"dgm.run": run_id},
                        toolchains=[toolchain])
-    with open_sandbox("docker", spec, client=client, image="img:1") as sb:
-        assert sb.backend == "docker"
-    kw = client.containers.create.call_args.kwargs
-    assert kw["image"] == "img:1" and kw["network_mode"] == "none" and kw["user"] == "1000:1000"
-    assert kw["labels"] == {"dgm.run": "r1", "dgm.sandbox": "1"}
-    assert kw["mem_limit"] == "300m" and kw["pids_limit"] == 50 and kw["read_only"] is True
-    assert kw["cap_drop"] == ["ALL"] and "no-new-privileges" in kw["security_opt"]
-    assert "/tmp" in kw["tmpfs"]
-    assert kw["environment"]["PYTHONPATH"] == "/agent" and "DGM_TEST_UPSTREAM_KEY" not in kw["environment"]
-    targets = {m["Target"]: m for m in kw["mounts"]}
-    assert targets["/agent"]["ReadOnly"] is True and targets["/run/dgm/llm.sock"]["Source"] == str(sock)
-    assert targets[str(toolchain)]["ReadOnly"] is True
-    assert kw["environment"]["PATH"].startswith(f"{toolchain}/bin:")
-    assert {u["Name"]: u["Hard"] for u in kw["ulimits"]}["fsize"] == 10 * 1024 * 1024
-    container.remove.assert_called_once_with(force=True, v=True)
+    with open_sandbox("docker", spec) as sb:
+        host = sb.container.attrs["HostConfig"]
+        assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["PidsLimit"] == 50 and host["Memory"] == 300 * 2**20 and host["NanoCpus"] == 10**9
+        mounts = {m["Destination"]: m for m in sb.container.attrs["Mounts"]}
+        assert mounts["/agent"]["RW"] is False and mounts[str(toolchain)]["RW"] is False
+        assert not any("docker.sock" in m["Source"] for m in mounts.values())
+        assert sb.container.labels["dgm.run"] == run_id and sb.container.labels[LABEL] == "1"
+        r = sb.exec(["sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; echo $PATH; "
+                     "touch /usr/x 2>&1; touch /work/ok /tmp/ok $HOME/ok && echo writable"], timeout=60)
+    lines = r.output.splitlines()
+    assert lines[0] == "1000"
+    assert lines[1].split() == ["CapEff:", "0000000000000000"] and lines[2].split() == ["NoNewPrivs:", "1"]
+    assert lines[3].startswith(f"{toolchain}/bin:")
+    assert "Read-only file system" in lines[4] and lines[5] == "writable"
+    assert _containers(run_id) == []  # closing removed it
 
 
-def test_exec_returns_output_and_exit_code():
-    client, _ = _mock_client(stream_chunks=(b"a" * 10, b"b" * 10), exit_code=3)
-    with open_sandbox("docker", SandboxSpec(limits=Limits(output_bytes=8)), client=client) as sb:
-        r = sb.exec("echo hi", timeout=5, env={"X": "1"}, cwd="/work/repo")
+@docker
+def test_commands_run_with_the_images_own_python_and_packages():
+    with open_sandbox("docker", SandboxSpec()) as sb:
+        r = sb.exec(["python", "-c", "import sys, openai, httpx2, pytest, yaml; print(sys.executable, sys.version)"],
+                    timeout=60)
+        host = sb.exec(["ls", sys.prefix], timeout=30)
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("/usr/bin/python 3.11")
+    assert host.exit_code != 0  # the host's interpreter is not mounted
+
+
+@docker
+def test_exec_returns_output_exit_code_and_bounds_it():
+    with open_sandbox("docker", SandboxSpec(limits=Limits(output_bytes=1000))) as sb:
+        r = sb.exec("printf 'a%.0s' $(seq 3000); printf 'b%.0s' $(seq 3000); exit 3", timeout=60, env={"X": "1"})
+        cwd = sb.exec("mkdir -p repo && cd repo && pwd && echo $X", timeout=30, env={"X": "2"})
+        there = sb.exec(["pwd"], timeout=30, cwd="/work/repo")
     assert r.exit_code == 3 and r.output_truncated and r.output.startswith("aaaa") and r.output.endswith("bbbb")
-    args, kw = client.api.exec_create.call_args
-    assert args == ("cid123", ["/bin/sh", "-c", "echo hi"])
-    assert kw["environment"]["X"] == "1" and kw["workdir"] == "/work/repo" and kw["user"] == "1000:1000"
+    assert len(r.output) < 1200
+    assert cwd.output.split() == ["/work/repo", "2"] and there.output.strip() == "/work/repo"
 
 
-def test_exec_timeout_kills_every_process_and_keeps_the_sandbox():
-    client, container = _mock_client()
-    released = threading.Event()
-    container.kill.side_effect = lambda: released.set()
-
-    def hanging_stream(*_a, **_k):
-        yield b"started\n"
-        released.wait(10)  # the stream ends when the container is killed
-
-    client.api.exec_start.side_effect = hanging_stream
-    with open_sandbox("docker", SandboxSpec(), client=client) as sb:
-        r = sb.exec(["sleep", "100"], timeout=0.3)
+@docker
+def test_exec_timeout_kills_every_process_and_keeps_the_sandbox(tmp_path):
+    (tmp_path / "keep.txt").write_text("kept")
+    with open_sandbox("docker", SandboxSpec(source=tmp_path)) as sb:
+        started = time.monotonic()
+        r = sb.exec("(sleep 300 &) ; echo started; sleep 300", timeout=2)
         assert r.timed_out and r.exit_code == 124 and r.output == "started\n"
-        container.kill.assert_called_once()
-        assert container.start.call_count == 2  # started, then restarted after the kill
+        assert time.monotonic() - started < 30
+        after = sb.exec("cat keep.txt; echo; ps -eo comm | grep -c sleep", timeout=30)
+    assert after.output.split() == ["kept", "1"]  # only the container's own `sleep infinity` is left
 
 
-def test_copy_in_sends_a_tar_with_links_as_links(tmp_path):
+@docker
+def test_copy_in_and_out_keep_links_as_links(tmp_path):
     src = tmp_path / "src"
-    src.mkdir()
-    (src / "f.txt").write_text("x")
-    os.symlink("f.txt", src / "l")
-    client, container = _mock_client()
-    with open_sandbox("docker", SandboxSpec(source=src), client=client):
-        pass
-    path, data = container.put_archive.call_args.args
-    assert path == "/work"
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        members = {m.name: m for m in tar.getmembers()}
-    assert members["f.txt"].isfile() and members["l"].issym() and members["l"].linkname == "f.txt"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f.txt").write_text("x")
+    os.symlink("d/f.txt", src / "l")
+    with open_sandbox("docker", SandboxSpec(source=src)) as sb:
+        r = sb.exec("readlink l; cat l", timeout=30)
+        sb.copy_in(tmp_path / "src" / "d", "/work/extra/d2")
+        sb.exec("echo new > d/g.txt", timeout=30)
+        sb.copy_out("/work", tmp_path / "out")
+        with pytest.raises(SandboxError, match="cannot read /nope"):
+            sb.copy_out("/nope", tmp_path / "nope")
+    assert r.output.split() == ["d/f.txt", "x"]
+    out = tmp_path / "out"
+    assert os.readlink(out / "l") == "d/f.txt" and (out / "d" / "g.txt").read_text() == "new\n"
+    assert (out / "extra" / "d2" / "f.txt").read_text() == "x"
+
+
+@docker
+def test_a_missing_image_is_a_clear_error():
+    with pytest.raises(SandboxError, match=r"dgm-eval:0000 is not built here: run `dgm sandbox build-image eval`"):
+        open_sandbox("docker", SandboxSpec(), image="dgm-eval:0000")
+    with pytest.raises(SandboxError, match="nothing can be pulled"):
+        open_sandbox("docker", SandboxSpec(), image="example/never-pulled:1")
+
+
+@docker
+def test_container_removed_when_setup_fails(tmp_path, monkeypatch):
+    run_id = f"t-{uuid.uuid4().hex[:8]}"
+
+    def refuse(self, host_path, inside_path):
+        raise SandboxError("copy_in refused")
+
+    monkeypatch.setattr(DockerSandbox, "copy_in", refuse)
+    with pytest.raises(SandboxError, match="refused"):
+        open_sandbox("docker", SandboxSpec(source=tmp_path, labels={"dgm.run": run_id}))
+    assert _containers(run_id) == []
+
+
+@docker
+def test_cleanup_removes_what_a_killed_owner_left(tmp_path):
+    """A process holding a sandbox is SIGKILLed: its container stays until a cleanup removes it; a
+    cleanup never removes a sandbox whose owner still runs (another run's, or another test's)."""
+    killed, other = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from dgm.sandbox import open_sandbox
+        from dgm.sandbox.base import SandboxSpec
+        sb = open_sandbox("docker", SandboxSpec(labels={{"dgm.run": {killed!r}}}))
+        print("open", flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().strip() == "open"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with open_sandbox("docker", SandboxSpec(labels={"dgm.run": other})) as live:
+        assert len(_containers(killed)) == 1
+        removed = cleanup_leftovers(killed)
+        assert len(removed) == 1 and _containers(killed) == []
+        assert cleanup_leftovers(other) == [] and live.container.name not in cleanup_leftovers()
+        assert len(_containers(other)) == 1  # a live sandbox is left alone, even by a cleanup of its run
 
 
 def _hostile_tar() -> bytes:
@@ -121,51 +183,11 @@ def _hostile_tar() -> bytes:
     return buf.getvalue()
 
 
-def test_copy_out_extracts_safely(tmp_path):
-    client, container = _mock_client()
-    container.get_archive.return_value = (iter([_hostile_tar()]), {})
+def test_copy_out_extraction_refuses_hostile_entries(tmp_path):
+    """What copy_out extracts from docker's archive stream (entries a real container cannot produce)."""
     dest = tmp_path / "deep" / "result"
-    with open_sandbox("docker", SandboxSpec(), client=client) as sb:
-        sb.copy_out("/work/out", dest)
+    with tarfile.open(fileobj=io.BytesIO(_hostile_tar())) as tar:
+        safe_extract(tar, dest, "out")
     assert sorted(p.name for p in dest.iterdir()) == ["inner", "ok.txt"]
     assert (dest / "ok.txt").read_text() == "fine" and (dest / "inner").read_text() == "fine"
     assert not list(tmp_path.rglob("escaped.txt")) and not list(tmp_path.rglob("abs.txt"))
-
-
-def test_cleanup_leftovers_removes_labelled_containers():
-    client = mock.MagicMock()
-    leftovers = [mock.MagicMock(name=f"c{i}") for i in range(2)]
-    client.containers.list.return_value = leftovers
-    cleanup_leftovers("run-7", client=client)
-    filters = client.containers.list.call_args.kwargs["filters"]
-    assert filters == {"label": ["dgm.sandbox=1", "dgm.run=run-7"]}
-    for c in leftovers:
-        c.remove.assert_called_once_with(force=True, v=True)
-
-
-def test_container_removed_when_setup_fails(tmp_path):
-    client, container = _mock_client()
-    container.put_archive.return_value = False
-    src = tmp_path / "s"
-    src.mkdir()
-    with pytest.raises(Exception, match="refused"):
-        open_sandbox("docker", SandboxSpec(source=src), client=client)
-    container.remove.assert_called_once_with(force=True, v=True)
-
-
-def test_build_images_uses_the_dockerfiles():
-    client = mock.MagicMock()
-    assert build_images(client) == ["dgm-agent:latest", "dgm-eval:latest"]
-    kw = client.images.build.call_args_list[0].kwargs
-    assert kw["dockerfile"] == "Dockerfile.agent" and Path(kw["path"], "Dockerfile.agent").exists()
-
-
-@pytest.mark.docker
-def test_real_daemon_round_trip(tmp_path):
-    ok, reason = daemon_status()
-    if not ok:
-        pytest.skip(reason)
-    (tmp_path / "a.txt").write_text("hi")
-    with open_sandbox("docker", SandboxSpec(source=tmp_path)) as sb:
-        r = sb.exec("cat a.txt; id -u", timeout=60)
-        assert r.output.split() == ["hi", "1000"]

@@ -1,11 +1,10 @@
 """SWE-bench agents run inside the instance's image, on /testbed (dgm.agent_run.run_agent_in_image).
 
-No Docker daemon runs here: these tests drive the real DockerSandbox with a unittest.mock docker
-client. The mock answers `get_archive("/testbed")` with tar streams of a small repository as it is
-before and after the agent's run, so the patch below is computed by the real `diff_trees` from those
-copies. What the mock cannot show (the image really has /testbed, the host Python really starts in
-it) is covered by the `@pytest.mark.docker` test, which skips unless a daemon answers and the image
-is already present (it never pulls).
+Most tests here drive the real DockerSandbox with a unittest.mock docker client, which answers
+`get_archive("/testbed")` with tar streams of a small repository as it is before and after the
+agent's run, so the patch below is computed by the real `diff_trees` from those copies. The
+`@pytest.mark.docker` test does the same for real: a real daemon, an instance image of the offline
+suite exported as SWE-bench and built here, the host Python started inside it.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from dgm.config import AgentLimits, EvaluationSection, Stage
 from dgm.evaluate import Evaluator
 from dgm.sandbox.base import SandboxError
 from dgm.sandbox.bwrap import python_prefixes
-from dgm.sandbox.docker import daemon_status
 
 IID = "django__django-11099"
 IMAGE = "sweb.eval.x86_64.django_1776_django-11099:latest"
@@ -234,20 +232,17 @@ def test_hidden_dirs_get_an_empty_read_only_tmpfs():
     assert tmpfs["/opt/py/site-packages/dgm"].startswith("ro") and "uid=0" in tmpfs["/home/sandbox"]
 
 
-@pytest.mark.docker
+@pytest.mark.docker(images=("eval",))
 def test_real_image_round_trip(tmp_path):
-    """A real daemon and an instance image already present (DGM_TEST_SWEBENCH_IMAGE, default the one
-    for django__django-11099); never pulls. A tiny agent edits /testbed with the host's Python."""
-    ok, reason = daemon_status()
-    if not ok:
-        pytest.skip(reason)
-    import docker
+    """A real daemon and a real instance image: the offline suite's confparse__confparse-11 exported as
+    SWE-bench and built here (or DGM_TEST_SWEBENCH_IMAGE, already present); never pulls. A tiny agent
+    edits /testbed with the host's Python."""
+    image = os.environ.get("DGM_TEST_SWEBENCH_IMAGE")
+    if image is None:
+        from dgm.bench.swebench_export import build_images, export_rows
 
-    image = os.environ.get("DGM_TEST_SWEBENCH_IMAGE", IMAGE)
-    try:
-        docker.from_env().images.get(image)
-    except Exception as exc:
-        pytest.skip(f"image {image} is not present locally ({exc}); build it with the swebench harness")
+        local = load_benchmark("local")
+        image = build_images(local, export_rows(local, ["confparse__confparse-11"]))[0].image
     agent = tmp_path / "agent_src"
     (agent / "agent").mkdir(parents=True)
     (agent / "agent" / "__main__.py").write_text(

@@ -46,7 +46,8 @@ def looks_like_path(text: str) -> bool:
 
 
 def load_benchmark(spec: str, **options) -> Benchmark:
-    """'local' | 'local:<path>' | 'swebench' | 'polyglot:<path>' (a ':<subset>' suffix is ignored here).
+    """'local' | 'local:<path>' | 'swebench[:<dataset file>]' | 'polyglot:<path>' (a ':<subset>' suffix is
+    ignored here).
 
     A checkout's path may also come as the option `path` (evaluation.benchmark_options in a config).
     """
@@ -61,6 +62,9 @@ def load_benchmark(spec: str, **options) -> Benchmark:
     if name == "swebench":
         from .swebench import SWEBenchBenchmark
 
+        dataset = rest.rpartition(":")[0] if ":" in rest else rest  # swebench:FILE.jsonl[:subset]
+        if dataset and (looks_like_path(dataset) or dataset.endswith((".json", ".jsonl", ".parquet"))):
+            options["dataset"] = Path(dataset).expanduser()  # e.g. from `dgm tasks export-swebench`
         return SWEBenchBenchmark(**options)
     if name == "polyglot":
         from .polyglot import PolyglotBenchmark

@@ -196,7 +196,8 @@ class PolyglotBenchmark:
             (grade_dir / "grade.sh").write_text(_grade_script(tests, files["test"]))
             spec = SandboxSpec(source=repo, mounts=[Mount(grade_dir, GRADE_DIR_INSIDE)], labels={"task": instance_id},
                                toolchains=self.toolchains)
-            with open_sandbox(backend, spec) as sb:
+            # docker: dgm's polyglot image (Debian's compilers and test tools, `dgm sandbox build-image polyglot`)
+            with open_sandbox(backend, spec, **({"image": "polyglot"} if backend == "docker" else {})) as sb:
                 # the grade dir as an argument: the local backend maps inside paths in argv, not in files
                 res = sb.exec(["bash", f"{GRADE_DIR_INSIDE}/grade.sh", GRADE_DIR_INSIDE], timeout=timeout)
         if TOOLCHAIN_MISSING in res.output:

@@ -102,12 +102,21 @@ class SWEBenchBenchmark:
     # ------------------------------------------------------------ listing
 
     def subsets(self) -> dict[str, list[str]]:
-        return {name: dgm_subset(name) for name in SUBSETS}
+        """DGM's subsets of SWE-bench Verified, or those a dataset names itself (`dgm_subsets` of each row,
+        as `dgm tasks export-swebench` writes them)."""
+        own: dict[str, list[str]] = {}
+        for iid, row in sorted(self._rows.items()):
+            for name in row.get("dgm_subsets") or ():
+                own.setdefault(name, []).append(iid)
+        return own or {name: dgm_subset(name) for name in SUBSETS}
 
     def task_ids(self, subset: str | None = None) -> list[str]:
         if subset is None or subset == "all":
             return sorted(self._rows)
-        ids = dgm_subset(subset)
+        subsets = self.subsets()
+        if subset not in subsets:
+            raise KeyError(f"unknown subset {subset!r} of dataset {self.dataset_name}; known: {', '.join(subsets)}")
+        ids = subsets[subset]
         missing = [i for i in ids if i not in self._rows]
         if missing:
             raise KeyError(f"subset {subset!r}: {len(missing)} instances are not in dataset {self.dataset_name} "
@@ -123,6 +132,14 @@ class SWEBenchBenchmark:
     def test_patch(self, instance_id: str) -> str:
         """The hidden tests (shown to the diagnosis only with diagnosis.include_test_patch, as in the paper)."""
         return self.row(instance_id)["test_patch"]
+
+    def gold_patch(self, instance_id: str) -> str:
+        """The dataset's reference fix (trusted side only: the scripted test model's oracle)."""
+        return self.row(instance_id)["patch"]
+
+    def find_by_problem_statement(self, text: str) -> str | None:
+        """The instance whose problem statement appears in `text` (for the scripted test model)."""
+        return next((iid for iid, row in sorted(self._rows.items()) if row["problem_statement"].strip() in text), None)
 
     def task_info(self, instance_id: str) -> TaskInfo:
         return TaskInfo(instance_id, self.row(instance_id)["problem_statement"],

@@ -1,4 +1,4 @@
-"""`dgm sandbox exec | doctor | cleanup | build`: try the sandbox backends by hand."""
+"""`dgm sandbox exec | doctor | cleanup | build-image`: try the sandbox backends by hand, build the images."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ def register(subparsers) -> None:
                     "dgm sandbox cleanup --run 2025-06-01-quickstart")
     p.add_argument("--run", default=None, help="only this run's containers/dirs (default: all whose owner is gone)")
 
-    p = add_command(sub, "build", _build, "build the docker images from sandbox/Dockerfile.*",
-                    "dgm sandbox build --image agent")
-    p.add_argument("--image", action="append", choices=["agent", "eval"], help="which image (default: all)")
+    p = add_command(sub, "build-image", _build_image,
+                    "build the docker backend's images offline (debootstrap + wheels; unchanged ones are kept)",
+                    "dgm sandbox build-image all")
+    p.add_argument("target", nargs="?", default="all", choices=["agent", "eval", "polyglot", "all"],
+                   help="which image (default: all)")
 
 
 def _exec(args) -> int:
@@ -72,8 +74,25 @@ def _doctor(args) -> int:
     statuses = doctor()
     for status in statuses:
         table.add_row(status.name, "[green]yes[/]" if status.available else "[red]no[/]", status.reason)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if any(s.name == "docker" and s.available for s in statuses):
+        _print_images(console)
     return 0 if any(s.available and s.name != "local" for s in statuses) else 1
+
+
+def _print_images(console) -> None:
+    """Which of the docker backend's images this checkout expects are missing, and what builds them."""
+    from dgm.sandbox.docker import _client
+    from dgm.sandbox.images import TARGETS, image_tag, missing_images
+
+    missing = missing_images(_client())
+    for name in TARGETS["all"]:
+        state = "[red]missing[/]" if name in missing else "[green]built[/]"
+        console.print(f"image {image_tag(name)}: {state}")
+    if missing:
+        target = missing[0] if len(missing) == 1 else "all"
+        console.print(f"build the missing images with: [bold]dgm sandbox build-image {target}[/]")
 
 
 def _cleanup(args) -> int:
@@ -84,14 +103,16 @@ def _cleanup(args) -> int:
     return 0
 
 
-def _build(args) -> int:
+def _build_image(args) -> int:
     from dgm.sandbox.base import SandboxError
-    from dgm.sandbox.docker import build_images
+    from dgm.sandbox.images import build_images
 
     try:
-        tags = build_images(which=args.image or ("agent", "eval"))
+        results = build_images(args.target, progress=print)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("built " + ", ".join(tags))
+    for image in results:
+        how = f"built in {image.seconds:.0f} s" if image.built else "up to date"
+        print(f"{image.tag}  {how}  {image.size_mb:.0f} MB")
     return 0

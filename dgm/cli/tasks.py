@@ -1,9 +1,10 @@
-"""`dgm tasks list|validate BENCH`: inspect and validate a benchmark's tasks."""
+"""`dgm tasks list|validate|export-swebench BENCH`: inspect, validate and export a benchmark's tasks."""
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -27,12 +28,23 @@ def register(subparsers) -> None:
                     "Check every task: F2P fail before gold and pass after, P2P pass both, empty patch "
                     "unresolved, gold touches no tests, two runs agree. Exit 1 if any task fails.",
                     "dgm tasks validate local --backend bwrap --workers 2")
-    p.add_argument("bench", help="benchmark spec: local or local:PATH")
+    p.add_argument("bench", help="benchmark spec: local, local:PATH or swebench:DATASET.jsonl (graded by the "
+                                 "swebench harness: gold resolves, empty and wrong patches do not)")
     p.add_argument("--backend", default=None, help="sandbox backend: bwrap | local (default: bwrap if it works)")
     p.add_argument("--workers", type=int, default=1, help="tasks validated in parallel (default 1)")
     p.add_argument("--task", action="append", default=None, metavar="ID", help="only this task (repeatable)")
     p.add_argument("--subset", default=None, help="only this subset")
     p.add_argument("--timeout", type=float, default=120, help="seconds per test run (default 120)")
+
+
+    p = add_command(sub, "export-swebench", _export_swebench,
+                    "Write the local suite as a SWE-bench dataset (JSONL) and build its environment and instance "
+                    "images locally, named as the swebench harness expects (needs Docker; nothing is pulled).",
+                    "dgm tasks export-swebench local --out local-swebench.jsonl")
+    p.add_argument("bench", help="benchmark spec: local or local:PATH")
+    p.add_argument("--out", type=Path, required=True, help="the dataset file to write (.jsonl)")
+    p.add_argument("--subset", default=None, help="only this subset (default: every task)")
+    p.add_argument("--no-images", action="store_true", help="write the dataset only")
 
 
 def _benchmark_and_ids(args) -> tuple[object, list[str]] | None:
@@ -78,8 +90,11 @@ def _validate(args) -> int:
     if found is None:
         return 2
     bench, ids = found
+    if getattr(bench, "name", None) == "swebench":
+        return _validate_swebench(args, bench, ids)
     if not isinstance(bench, LocalBenchmark):
-        print(f"dgm tasks validate: only local task suites can be validated here, not {args.bench!r}", file=sys.stderr)
+        print(f"dgm tasks validate: only local task suites and SWE-bench datasets can be validated here, "
+              f"not {args.bench!r}", file=sys.stderr)
         return 2
     backend = args.backend or default_backend()
     started = time.monotonic()
@@ -105,3 +120,64 @@ def _validate(args) -> int:
         console.print(f"[red]FAILED[/] {res.instance_id}: {'; '.join(res.problems)}")
     console.print(f"{len(results) - len(bad)}/{len(results)} tasks valid in {elapsed:.1f}s")
     return 1 if bad else 0
+
+
+def _validate_swebench(args, bench, ids) -> int:
+    """Each instance through the harness; an exported local task must also agree with the local grading."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dgm.bench import load_benchmark
+    from dgm.bench.swebench_export import validate_with_harness
+    from dgm.sandbox import default_backend
+
+    exported = all(bench.row(i).get("repo", "").startswith("dgm-local/") for i in ids)
+    local = load_benchmark("local") if exported else None
+    local_backend = args.backend or default_backend()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        results = list(pool.map(lambda i: validate_with_harness(bench, i, timeout=args.timeout, local=local,
+                                                                local_backend=local_backend), ids))
+    elapsed = time.monotonic() - started
+    table = Table(title=f"{len(ids)} SWE-bench instances through the swebench harness's run_instance, {elapsed:.0f}s"
+                        + (f" (compared with the local grading, {local_backend})" if local else ""))
+    table.add_column("instance", no_wrap=True)
+    for column in ("ok", "gold", "empty", "wrong", "seconds", "problems"):
+        table.add_column(column)
+    for res in results:
+        table.add_row(res.instance_id, "[green]yes[/]" if res.ok else "[red]NO[/]",
+                      *(res.outcomes.get(k, "-") for k in ("gold", "empty", "wrong")), f"{res.seconds:.0f}",
+                      "; ".join(res.problems))
+    console = Console()
+    console.print(table)
+    bad = [r for r in results if not r.ok]
+    console.print(f"{len(results) - len(bad)}/{len(results)} instances valid in {elapsed:.0f}s")
+    return 1 if bad else 0
+
+
+def _export_swebench(args) -> int:
+    from dgm.bench import swebench_export
+    from dgm.bench.local import LocalBenchmark, TaskError
+    from dgm.sandbox.base import SandboxError
+
+    found = _benchmark_and_ids(args)
+    if found is None:
+        return 2
+    bench, ids = found
+    if not isinstance(bench, LocalBenchmark):
+        print(f"error: only a local task suite can be exported, not {args.bench!r}", file=sys.stderr)
+        return 2
+    try:
+        rows = swebench_export.export_rows(bench, ids)
+        swebench_export.write_dataset(rows, args.out)
+        print(f"wrote {len(rows)} instances to {args.out}")
+        if not args.no_images:
+            started = time.monotonic()
+            images = swebench_export.build_images(bench, rows, progress=print)
+            built = sum(i.built for i in images)
+            print(f"images: {swebench_export.env_image_name()} and {len(images)} instance images "
+                  f"({built} built, {len(images) - built} up to date) in {time.monotonic() - started:.0f}s")
+    except (TaskError, SandboxError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"grade them with the harness: dgm tasks validate swebench:{args.out}")
+    return 0

@@ -1,5 +1,8 @@
 """docker backend (needed for SWE-bench images; works wherever a Docker daemon answers).
 
+The default image is this checkout's `dgm-agent:<fingerprint>` (dgm/sandbox/images.py builds it
+offline: `dgm sandbox build-image agent`); commands run with that image's own Python and packages.
+
 One container per sandbox, kept alive with `sleep infinity` under docker's init; each exec is
 a docker exec. Isolation: non-root user, network_mode="none", all capabilities dropped,
 no-new-privileges, read-only root fs with tmpfs /tmp and $HOME, /work on an anonymous volume
@@ -10,13 +13,15 @@ The SDK's exec has no timeout, so the exec's output is read in a thread; when th
 passes the container is killed (every process in it dies) and started again, so the sandbox
 stays usable with its files intact.
 
-Unit tests drive this class with a unittest.mock docker client (no daemon here).
+Every container is labelled dgm.sandbox=1 (and dgm.run=<run id> from the spec), so
+`cleanup_leftovers` finds what a killed run left. The Docker socket is never mounted.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import os
+import socket
 import tarfile
 import tempfile
 import threading
@@ -29,17 +34,16 @@ from .base import (INSIDE_LLM_SOCKET, INSIDE_WORKDIR, ExecResult, SandboxError, 
                    command_env)
 from .hostbacked import argv_of
 from .process import TIMEOUT_EXIT_CODE, BoundedOutput
-from .tarsafe import make_tar, safe_extract
+from .tarsafe import make_tar, make_tar_of_contents, safe_extract
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE = "dgm-agent:latest"
-EVAL_IMAGE = "dgm-eval:latest"
 SANDBOX_USER = "1000:1000"
 INSIDE_HOME = "/home/sandbox"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LABEL = "dgm.sandbox"
-IMAGES_DIR = Path(__file__).resolve().parents[2] / "sandbox"  # the repo's sandbox/ (Dockerfiles)
+OWNER_LABEL = "dgm.owner"  # host:pid:start time of the process that opened the sandbox
+GO_MODE_SYMLINK = 1 << 27  # os.ModeSymlink in the mode docker reports for archive paths
 
 
 def _client(client=None):
@@ -69,14 +73,15 @@ def daemon_status(client=None) -> tuple[bool, str]:
 class DockerSandbox:
     backend = "docker"
 
-    def __init__(self, spec: SandboxSpec, *, client=None, image: str = DEFAULT_IMAGE, cpus: float = 1.0,
+    def __init__(self, spec: SandboxSpec, *, client=None, image: str | None = None, cpus: float = 1.0,
                  user: str = SANDBOX_USER, writable_root: bool = False, hidden_dirs: Sequence[str] = ()):
         """`writable_root` keeps the image's own files writable (in the container's throw-away layer),
         for task images whose repository lives in the image (SWE-bench's /testbed); `hidden_dirs`
-        get an empty read-only tmpfs over them (e.g. the framework inside a mounted Python prefix)."""
+        get an empty read-only tmpfs over them (e.g. the framework inside a mounted Python prefix).
+        `image` None: this checkout's dgm-agent image; "agent", "eval" or "polyglot": that dgm image."""
         self.spec = spec
         self.client = _client(client)
-        self.image = image
+        self.image = resolve_image(image)
         self.user = user
         self.writable_root = writable_root
         self.hidden_dirs = list(hidden_dirs)
@@ -85,7 +90,7 @@ class DockerSandbox:
             if not Path(mount.host).exists():
                 raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
         check_toolchains(spec)
-        self.container = self.client.containers.create(**self._create_kwargs(spec, cpus))
+        self.container = self._create(spec, cpus)
         try:
             self.container.start()
             if spec.source is not None:
@@ -93,6 +98,14 @@ class DockerSandbox:
         except BaseException:
             self.close()
             raise
+
+    def _create(self, spec: SandboxSpec, cpus: float):
+        import docker.errors
+
+        try:
+            return self.client.containers.create(**self._create_kwargs(spec, cpus))
+        except docker.errors.ImageNotFound:
+            raise SandboxError(f"docker image {self.image} is not built here: {build_hint(self.image)}") from None
 
     def _create_kwargs(self, spec: SandboxSpec, cpus: float) -> dict:
         from docker.types import Mount as DockerMount, Ulimit
@@ -104,20 +117,21 @@ class DockerSandbox:
                                       read_only=not m.writable))
         for toolchain in spec.toolchains:
             mounts.append(DockerMount(target=str(toolchain), source=str(toolchain), type="bind", read_only=True))
+        # network "none" still gets a copy of the host's resolv.conf; an empty one names no resolver
+        mounts.append(DockerMount(target="/etc/resolv.conf", source=str(_empty_resolv_conf()), type="bind",
+                                  read_only=True))
         if spec.llm_socket is not None:
             mounts.append(DockerMount(target=INSIDE_LLM_SOCKET, source=str(Path(spec.llm_socket).resolve()),
                                       type="bind", read_only=True))
         mb = 1024 * 1024
-        uid, _, gid = self.user.partition(":")  # $HOME belongs to whoever runs the commands
-        uid = uid if uid.isdigit() else "1000"
-        gid = gid if gid.isdigit() else uid
+        uid, gid = self._owner()  # $HOME belongs to whoever runs the commands
         tmpfs = {"/tmp": f"rw,size={limits.file_size_mb}m,mode=1777",
                  INSIDE_HOME: f"rw,size=64m,uid={uid},gid={gid}"}
         tmpfs.update({hidden: "ro,size=64k" for hidden in self.hidden_dirs})
         return dict(
             image=self.image, command=["sleep", "infinity"], init=True, detach=True,
             name=f"dgm-sbx-{uuid.uuid4().hex[:12]}",
-            labels={**spec.labels, LABEL: "1"},
+            labels={**spec.labels, LABEL: "1", OWNER_LABEL: _this_process()},
             user=self.user, working_dir=INSIDE_WORKDIR, network_mode="none",
             environment=self._env(None), mounts=mounts,
             read_only=not self.writable_root, tmpfs=tmpfs,
@@ -164,8 +178,10 @@ class DockerSandbox:
             log.debug("docker exec stream ended: %s", exc)
 
     def _restart(self) -> None:
+        """Kill the container's init: the kernel kills every process of it, the files stay."""
         try:
             self.container.kill()
+            self.container.wait(timeout=60)  # exited = every process in its pid namespace is gone
         except Exception as exc:
             log.debug("kill after timeout: %s", exc)
         self.container.start()
@@ -181,20 +197,28 @@ class DockerSandbox:
         parent = parent or "/"
         if host_path.is_dir() and inside_path.rstrip("/") == INSIDE_WORKDIR:
             # the volume exists already: put the directory's contents into it
-            data = _tar_of_contents(host_path)
+            data = make_tar_of_contents(host_path, self._owner())
             target = INSIDE_WORKDIR
         else:
             self.exec(["mkdir", "-p", parent], timeout=30)
-            data = make_tar(host_path, name)
+            data = make_tar(host_path, name, self._owner())
             target = parent
         if not self.container.put_archive(target, data):
             raise SandboxError(f"copy_in: docker refused to write {inside_path}")
 
+    def _owner(self) -> tuple[int, int]:
+        """Numeric uid/gid of the user commands run as: what is copied in belongs to them."""
+        uid, _, gid = self.user.partition(":")
+        uid = int(uid) if uid.isdigit() else 1000
+        return uid, int(gid) if gid.isdigit() else uid
+
     def copy_out(self, inside_path: str, host_path: Path) -> None:
         try:
-            stream, _stat = self.container.get_archive(inside_path)
+            stream, stat = self.container.get_archive(inside_path)
         except Exception as exc:
             raise SandboxError(f"copy_out: cannot read {inside_path} from the container: {exc}") from None
+        if stat.get("linkTarget") or stat.get("mode", 0) & GO_MODE_SYMLINK:
+            raise SandboxError(f"copy_out: {inside_path} is a symbolic link (to {stat.get('linkTarget')}); refused")
         top = inside_path.rstrip("/").rpartition("/")[2] or "/"
         with tempfile.TemporaryFile() as buffer:
             for chunk in stream:
@@ -221,34 +245,69 @@ class DockerSandbox:
         self.close()
 
 
-def _tar_of_contents(directory: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for child in sorted(directory.iterdir()):
-            tar.add(str(child), arcname=child.name, recursive=True)
-    return buffer.getvalue()
-
-
 def cleanup_leftovers(run_id: str | None = None, client=None) -> list[str]:
-    """Remove containers (and their anonymous volumes) labelled as dgm sandboxes (of run_id)."""
+    """Remove containers (and their anonymous volumes) of dgm sandboxes (of run_id) whose owner is dead.
+
+    A container whose owning process still runs on this host is someone's open sandbox and stays."""
     client = _client(client)
     filters = {"label": [f"{LABEL}=1"] + ([f"dgm.run={run_id}"] if run_id else [])}
     removed = []
     for container in client.containers.list(all=True, filters=filters):
+        if _owner_alive(container.labels.get(OWNER_LABEL, "")):
+            continue
         container.remove(force=True, v=True)
         removed.append(container.name)
     return removed
 
 
-def build_images(client=None, images_dir: Path = IMAGES_DIR, which: Sequence[str] = ("agent", "eval")) -> list[str]:
-    """Build dgm-<name>:latest from sandbox/Dockerfile.<name>; returns the tags built."""
-    client = _client(client)
-    tags = []
-    for name in which:
-        dockerfile = images_dir / f"Dockerfile.{name}"
-        if not dockerfile.exists():
-            raise SandboxError(f"no Dockerfile for image {name!r}: {dockerfile} is missing")
-        tag = f"dgm-{name}:latest"
-        client.images.build(path=str(images_dir), dockerfile=dockerfile.name, tag=tag, rm=True, labels={LABEL: "image"})
-        tags.append(tag)
-    return tags
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the pid,
+    it names one process even after pids are reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process that opened a sandbox still runs (no owner label: it is dead)."""
+    if not owner:
+        return False
+    host, pid, started = (owner.split(":") + ["", ""])[:3]
+    if host != socket.gethostname():
+        return True  # another machine's sandbox (a shared daemon): not ours to judge
+    return pid.isdigit() and _start_time(int(pid)) == started
+
+
+def _empty_resolv_conf() -> Path:
+    from .images import CACHE_DIR
+
+    path = CACHE_DIR / "empty-resolv.conf"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    return path
+
+
+def resolve_image(image: str | None) -> str:
+    """None -> this checkout's dgm-agent image; a bare name of one of dgm's images -> its current tag."""
+    from .images import TARGETS, image_tag
+
+    if image is None:
+        return image_tag("agent")
+    return image_tag(image) if image in TARGETS and image != "all" else image
+
+
+def build_hint(image: str) -> str:
+    """The command that builds `image` when it is one of ours."""
+    name = image.partition(":")[0].removeprefix("dgm-")
+    from .images import TARGETS
+
+    if image.startswith("dgm-") and name in TARGETS:
+        return f"run `dgm sandbox build-image {name}`"
+    return "build or load it first (nothing can be pulled here)"

@@ -18,12 +18,34 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def make_tar(host_path: Path, arcname: str) -> bytes:
-    """A tar of host_path stored under arcname; symlinks are stored as links, not followed."""
+def make_tar(host_path: Path, arcname: str, owner: tuple[int, int] | None = None) -> bytes:
+    """A tar of host_path stored under arcname; symlinks are stored as links, not followed.
+
+    `owner` (uid, gid): every entry belongs to them, so the user inside can change what was copied in."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(str(host_path), arcname=arcname, recursive=True)
+        tar.add(str(host_path), arcname=arcname, recursive=True, filter=_chown(owner))
     return buffer.getvalue()
+
+
+def make_tar_of_contents(directory: Path, owner: tuple[int, int] | None = None) -> bytes:
+    """A tar of what `directory` holds (no top-level entry), as make_tar."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for child in sorted(Path(directory).iterdir()):
+            tar.add(str(child), arcname=child.name, recursive=True, filter=_chown(owner))
+    return buffer.getvalue()
+
+
+def _chown(owner: tuple[int, int] | None):
+    if owner is None:
+        return None
+
+    def chown(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = owner[0], owner[1], "", ""
+        return info
+
+    return chown
 
 
 def safe_extract(tar: tarfile.TarFile, dest: Path, top_name: str) -> list[str]:
