@@ -34,15 +34,10 @@ def docker(*args: str, timeout: float = 600, check: bool = True) -> subprocess.C
 
 
 def base_image() -> str:
-    """The debootstrapped Debian base (built by dgm.sandbox.images when that module is here)."""
-    try:
-        from dgm.sandbox.images import build_images, image_tag
-    except ImportError:
-        tags = docker("images", "dgm-rootfs-base", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        if not tags:
-            raise RuntimeError("no dgm-rootfs-base image on this machine: build it (dgm/sandbox/images.py)")
-        return tags[0]
-    build_images("rootfs-base")
+    """The debootstrapped Debian base of dgm's own images (dgm.sandbox.images), built if missing."""
+    from dgm.sandbox.images import build_images, image_tag
+
+    build_images("eval")  # the smallest target built on rootfs-base
     return image_tag("rootfs-base")
 
 
