@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dgm.llm.base import PURPOSES, CallContext, UpstreamError, UsageRecord, UsageSink
+from dgm.llm.base import PURPOSES, CallContext, ContextOverflow, UpstreamError, UsageRecord, UsageSink
 from dgm.llm.budget import Budgets
 from dgm.llm.cache import ResponseCache, SampleCounter, request_fingerprint
 from dgm.llm.client import INSIDE_BASE_URL, uds_client
@@ -93,6 +93,7 @@ def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 GATEWAY_DIR_PREFIX = "dgm-gw-"
+CONTEXT_WINDOWS_FILE = "context_windows.json"  # in the cache directory: what preflight learnt, for replays
 
 
 def remove_stale_gateway_dirs(root: Path | None = None, min_age_s: float = 60.0) -> int:
@@ -114,6 +115,15 @@ def remove_stale_gateway_dirs(root: Path | None = None, min_age_s: float = 60.0)
         finally:
             probe.close()
     return removed
+
+
+def _recorded_refusal(entry: Mapping) -> UpstreamError:
+    error = entry["error"] if isinstance(entry.get("error"), Mapping) else {}
+    message = str(error.get("message") or "refused by the upstream")
+    code = str(error.get("code") or "upstream_bad_request")
+    if code == "context_length_exceeded":
+        return ContextOverflow(message)
+    return UpstreamError(message, status=400, code=code)
 
 
 class Gateway:
@@ -216,11 +226,47 @@ class Gateway:
         return self.budgets.run_exhausted
 
     def preflight(self, timeout: float = 30.0) -> None:
-        """Check every route (raises PreflightError naming the alias). Replay needs no upstream."""
+        """Check every route (raises PreflightError naming the alias). Replay needs no upstream.
+
+        Context windows learnt from the servers are saved next to the cache, so a replay builds
+        the very prompts the recorded run built (a trimmed prompt is another cache key).
+        """
         if self.cache is not None and self.cache.mode == "replay":
+            self._load_context_windows()
             return
         for route in self.routes.values():
             preflight(route, timeout=timeout)
+        self._save_context_windows()
+
+    def context_window(self, alias: str) -> int | None:
+        """Prompt + output tokens the model behind `alias` takes (None: unknown, no trimming)."""
+        return self.routes[alias].context_window
+
+    def _windows_file(self) -> Path | None:
+        return Path(self.cache.root) / CONTEXT_WINDOWS_FILE if self.cache is not None else None
+
+    def _save_context_windows(self) -> None:
+        path = self._windows_file()
+        learnt = {alias: route.context_window for alias, route in self.routes.items() if route.context_window}
+        if path is None or not self.cache.writes or not learnt:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(learnt, indent=1, sort_keys=True))
+        except OSError as exc:
+            log.error("gateway: cannot save context windows to %s: %s", path, exc)
+
+    def _load_context_windows(self) -> None:
+        path = self._windows_file()
+        try:
+            saved = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            log.error("gateway: cannot read context windows from %s: %s", path, exc)
+            return
+        for alias, tokens in saved.items():
+            route = self.routes.get(alias)
+            if route is not None and route.settings.max_context_tokens is None and isinstance(tokens, int):
+                route.upstream.learnt_context_tokens = tokens
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -300,6 +346,12 @@ class Gateway:
         try:
             key = self.cache.key(request, index, scope) if self.cache else ""
             cached = self.cache.get(key) if self.cache else None
+            if cached is not None and "error" in cached:
+                # A recorded refusal (see below): a replay sees it again; a live run asks again.
+                if self.cache.mode == "replay":
+                    self._count(cache_hits=1)
+                    raise _recorded_refusal(cached)
+                cached = None
             if cached is not None:
                 answered = True
                 self._count(cache_hits=1)
@@ -315,7 +367,14 @@ class Gateway:
                 )
             self.budgets.check(ctx)
             self._count(upstream_calls=1)
-            response = route.upstream.complete(request, ctx)
+            try:
+                response = route.upstream.complete(request, ctx)
+            except UpstreamError as exc:
+                # The server refused this very request (prompt too long, tools not supported): it
+                # would refuse it again, so a replay must see the same refusal, not a replay miss.
+                if exc.status == 400:
+                    self._store(key, request, index, error_body(exc.status, exc.code, self._redact(str(exc))), scope)
+                raise
             answered = True
             prompt, completion, cached_tokens = _usage_numbers(response)
             cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
@@ -357,7 +416,7 @@ class Gateway:
             return 401, error_body(401, "invalid_api_key", "unknown or revoked gateway token")
         route = self.routes[grant.alias]
         entry = {"id": grant.alias, "object": "model", "created": 0, "owned_by": "dgm-gateway",
-                 "context_window": route.settings.max_context_tokens}
+                 "context_window": route.context_window}
         return 200, {"object": "list", "data": [entry]}
 
     # -- HTTP layer ----------------------------------------------------------------------------
