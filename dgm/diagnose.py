@@ -11,6 +11,7 @@ from typing import Callable
 
 from dgm.config import DiagnosisSection
 from dgm.entries import TaskRecord
+from dgm.prompt_budget import fit
 from dgm.prompts import render
 from dgm.textutil import head_tail, read_json, render_trajectory, source_listing
 
@@ -50,7 +51,17 @@ class ParentEvidence:
 
 
 def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
-                 test_patch: Callable[[str], str | None], cfg: DiagnosisSection) -> str:
+                 test_patch: Callable[[str], str | None], cfg: DiagnosisSection, max_chars: int | None = None) -> str:
+    """The diagnosis prompt; with `max_chars` (the model's window is small) trimmed logs first, then code."""
+    # The system prompt and a retry request share the window with this prompt.
+    room = max_chars - len(render("diagnose_system.md")) - len(render("diagnose_retry.md", problem="")) if max_chars else None
+    limits = {"max_log_chars": cfg.max_log_chars, "max_code_chars": cfg.max_code_chars}
+    return fit(lambda cut: _render_prompt(entry, evidence, problem_statement, test_patch, cfg.model_copy(update=cut)),
+               limits, room)
+
+
+def _render_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
+                   test_patch: Callable[[str], str | None], cfg: DiagnosisSection) -> str:
     code = source_listing(evidence.agent_dir, cfg.max_code_chars)
     records = evidence.records
     log = lambda task_id: render_trajectory(evidence.trajectory(task_id), cfg.max_log_chars)
@@ -117,8 +128,9 @@ def diagnose(prompt: str, chat: ChatFn, max_attempts: int) -> tuple[dict[str, st
             return parse_diagnosis(answer), answers
         except DiagnosisError as exc:
             error = exc
-            # Show the model its unusable answer, so a retry is a new request (and a new cache entry).
-            messages = messages + [
+            # Show the model its last unusable answer, so a retry is a new request (and a new cache
+            # entry); only the last, so the conversation stays within the window the prompt was fitted to.
+            messages = messages[:2] + [
                 {"role": "assistant", "content": answer or ""},
                 {"role": "user", "content": render("diagnose_retry.md", problem=str(exc))},
             ]

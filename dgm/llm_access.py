@@ -7,6 +7,10 @@ from typing import Iterator
 
 from dgm.diagnose import ChatFn
 from dgm.llm.base import CallContext
+from dgm.prompt_budget import prompt_chars
+
+# Chat-template tokens around each message, and the tools' schemas, that the text itself does not show.
+PROMPT_OVERHEAD_TOKENS = 300
 
 
 class LLMAccess:
@@ -25,6 +29,12 @@ class LLMAccess:
             yield self.gateway.agent_env(token, alias)
         finally:
             self.gateway.revoke(token)
+
+    def prompt_chars(self, alias: str, answers: int = 1) -> int | None:
+        """Characters a prompt to `alias` may take, leaving room for `answers` answers (None: no limit known)."""
+        route = self.gateway.routes[alias]
+        reserved = answers * route.settings.max_output_tokens + PROMPT_OVERHEAD_TOKENS
+        return prompt_chars(route.context_window, reserved)
 
     def chat(self, context: CallContext, alias: str = "diagnosis") -> ChatFn:
         def ask(messages: list[dict]) -> str:

@@ -166,7 +166,8 @@ class DarwinGodelMachine:
                                  ran_out_of_context_twice=ran_out_of_context_twice(evidence.records))
 
         diagnosis = self._diagnose(node, evidence, work)
-        statement = problem_statement(parent_dir, diagnosis)
+        window = self.ctx.llm.prompt_chars("coding")  # the statement may take half: the agent's work needs the rest
+        statement = problem_statement(parent_dir, diagnosis, window and window // 2)
         (work / "problem_statement.md").write_text(statement)
 
         modifier_dir = self.checkout(node.modifier_id)
@@ -223,7 +224,8 @@ class DarwinGodelMachine:
                                            workers=self.cfg.run.workers)
 
     def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path) -> dict:
-        prompt = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis)
+        prompt = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis,
+                              max_chars=self.ctx.llm.prompt_chars("diagnosis", answers=2))
         (work / "diagnosis_prompt.md").write_text(prompt)
         chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
         diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)
