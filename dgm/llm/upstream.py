@@ -362,7 +362,8 @@ class OpenAIUpstream:
         if status in (401, 403):
             # Not the agent's token: the gateway's own key was refused. Say which env var.
             return UpstreamError(
-                f"{where} rejected the API key from ${self.api_key_env} (HTTP {status}): {message}",
+                f"{where} rejected the API key from ${self.api_key_env} (HTTP {status}): {message}"
+                if self.api_key_env else f"{where} wants an API key; set api_key_env (HTTP {status}): {message}",
                 status=502,
                 code="upstream_auth_failed",
             )
@@ -413,7 +414,8 @@ class OpenAIUpstream:
         `/models` is only a hint: some servers do not serve it, or authenticate it differently
         (Anthropic's compatible endpoint), so anything but "unreachable" falls back to a 1-token call.
         """
-        where = f"model alias {alias!r} ({self.model} at {self.base_url}, key from ${self.api_key_env or '-'})"
+        key = f"key from ${self.api_key_env}" if self.api_key_env else "no key: api_key_env is not set"
+        where = f"model alias {alias!r} ({self.model} at {self.base_url}, {key})"
         if not self._has_key:
             raise PreflightError(f"{where}: environment variable {self.api_key_env} is not set")
         try:
