@@ -19,6 +19,7 @@ the agent's `openai` client raises the usual exception classes. Error responses 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -435,7 +436,13 @@ class Gateway:
         async def chat_completions(request: Request) -> JSONResponse:
             raw = await request.body()
             # Upstream calls block for seconds to minutes: run them in the thread pool.
-            return reply(*await run_in_threadpool(self.handle_chat, bearer(request), raw))
+            try:
+                return reply(*await run_in_threadpool(self.handle_chat, bearer(request), raw))
+            except asyncio.CancelledError:
+                # stop() gave in-flight calls a grace period and they outlived it: abandon them with
+                # one line each, not a traceback (the caller, if still there, gets a clear 503).
+                log.warning("gateway: stopped while a call was still waiting on the upstream; abandoned it")
+                return reply(503, error_body(503, "gateway_stopped", "the dgm gateway stopped during this call"))
 
         @app.get("/v1/models")
         async def list_models(request: Request) -> JSONResponse:

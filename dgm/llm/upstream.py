@@ -170,9 +170,11 @@ _OVERFLOW_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 # How servers say "this model (or this launch of me) cannot take `tools`": Ollama ("does not support
-# tools"), vLLM ("auto" tool choice requires --enable-auto-tool-choice), llama.cpp without --jinja.
+# tools"), vLLM ("auto" tool choice requires --enable-auto-tool-choice), llama.cpp without --jinja,
+# OpenRouter ("No endpoints found that support tool use").
 _NO_TOOLS_PATTERNS = re.compile(
-    r"does not support tools|tool choice requires|tools param requires|tools? (are|is) not supported",
+    r"does not support tools|tool choice requires|tools param requires|tools? (are|is) not supported"
+    r"|support tool use",
     re.IGNORECASE,
 )
 
