@@ -13,5 +13,5 @@ SUGGESTED_MODELS: dict[str, dict[str, str]] = {
                    "diagnosis": "openai/o3"},
     "vllm": dict.fromkeys(ROLES, "Qwen/Qwen2.5-Coder-32B-Instruct"),
     "ollama": dict.fromkeys(ROLES, "qwen2.5-coder:7b"),
-    "llamacpp": dict.fromkeys(ROLES, "gemma-3-270m"),
+    "llamacpp": dict.fromkeys(ROLES, "local"),  # llama.cpp serves whatever -m loaded
 }
