@@ -109,7 +109,7 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
             messages.append({"role": "user", "content": f"Format error: {exc}. Try again."})
             continue
         if not actions or any(name == "submit" for _, name, _ in actions):
-            return trajectory.save(messages, "submitted")
+            return trajectory.save(messages, "submitted", None if actions else "the reply had no tool call")
         for call_id, name, arguments in actions:
             step_started = time.monotonic()
             observation = tools.run_tool(repo, name, arguments)

@@ -73,6 +73,7 @@ def test_tool_calls_run_and_submit_ends(tmp_path):
 def test_reply_without_tool_call_ends_the_run(tmp_path):
     result, _, _ = run(tmp_path, [text_reply("I think it is fine.")])
     assert result["exit_status"] == "submitted" and result["steps"] == []
+    assert result["error"] == "the reply had no tool call"  # said plainly, for whoever reads the trajectory
 
 
 def test_text_mode_parses_blocks_and_sends_no_tools(tmp_path):
