@@ -9,8 +9,13 @@ For each request it:
 2. maps the model alias the agent asks for ("coding") to a route (upstream + real model);
 3. answers from the content-addressed cache when it can (cost $0), or in replay mode refuses
    a miss;
-4. otherwise checks the budgets and forwards to the upstream (which retries transient faults);
+4. otherwise checks the budgets and forwards to the upstream (which retries transient faults),
+   the request adapted to the model (`upstream.apply_settings`: max_tokens always set and capped);
 5. meters every call - hit or miss, success or error - into the UsageSink.
+
+A refusal of the request itself (HTTP 400: prompt too long, tools not supported) is recorded in
+the cache too, so a replay meets the same refusal. Preflight learns each model's context window
+and keeps it next to the cache, so a replay fits prompts to the same window.
 
 Every failure becomes an OpenAI-shaped JSON error ({"error": {"message", "type", "code"}}) so
 the agent's `openai` client raises the usual exception classes. Error responses carry

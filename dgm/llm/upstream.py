@@ -2,8 +2,13 @@
 
 An alias ("coding", "diagnosis") maps to a `Route`: an upstream plus the real model name and
 per-model settings. Settings say what a model accepts (system role, temperature, tools, which
-max-tokens field); `apply_settings` is the one place a request is adapted to a model, instead
-of string matching on model names all over the code.
+max-tokens field, output cap, context window); `apply_settings` is the one place a request is
+adapted to a model, instead of string matching on model names all over the code.
+
+Real servers differ from OpenAI in small ways, handled here once: content null next to tool
+calls, tool-call arguments as objects or without ids (`normalize_response`), their own error
+bodies for "prompt too long" and "no tools" (`_classify_status`), `/v1/models` missing or
+authenticated differently, and where they report their context window (`preflight`).
 
 `OpenAIUpstream` talks to any OpenAI-compatible base_url with the `openai` client. The API key
 is read once, at construction, from the host environment variable *named* in the config; it is
