@@ -188,3 +188,23 @@ def test_stopping_with_calls_in_flight_answers_503_without_tracebacks(make_gatew
     assert errors and errors[0].value.status_code == 503 and errors[0].value.code == "gateway_stopped"
     output = capfd.readouterr()
     assert "Traceback" not in output.out + output.err
+
+
+def test_a_slow_call_the_seed_agent_gives_up_on_is_asked_upstream_once(make_gateway, upstream, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    seed_llm = Path(__file__).resolve().parents[1] / "agents" / "initial" / "agent" / "llm.py"
+    spec = importlib.util.spec_from_file_location("seed_agent_llm", seed_llm)
+    llm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(llm)
+    upstream.script(fu.hang(8), fu.ok("late"))
+    gw = make_gateway(tcp=True)
+    for name, value in gw.agent_env(gw.issue_token(ctx(), "task"), use_tcp=True).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DGM_LLM_SOCKET", raising=False)
+    with pytest.raises(llm.LLMError) as err:
+        llm.chat(llm.make_client(), "task", [{"role": "user", "content": "fix it"}], None, timeout=1)
+    assert err.value.kind == "timeout"
+    time.sleep(3)
+    assert len(upstream.chat_requests) == 1  # the agent did not ask again: nothing was paid twice
