@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -210,15 +211,15 @@ def normalize_response(data: Any) -> Any:
     without an id or type get them (the agent must echo an id back in its tool message).
     """
     choices = data.get("choices") if isinstance(data, dict) else None
-    for number, choice in enumerate(choices if isinstance(choices, list) else []):
+    for choice in choices if isinstance(choices, list) else []:
         message = choice.get("message") if isinstance(choice, dict) else None
         calls = message.get("tool_calls") if isinstance(message, dict) else None
-        for index, call in enumerate(calls if isinstance(calls, list) else []):
+        for call in calls if isinstance(calls, list) else []:
             if not isinstance(call, dict):
                 continue
             call.setdefault("type", "function")
-            if not call.get("id"):
-                call["id"] = f"call_{number}_{index}"
+            if not call.get("id"):  # unique in the conversation: some servers insist
+                call["id"] = f"call_{secrets.token_hex(8)}"
             fn = call.get("function")
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), (dict, list)):
                 fn["arguments"] = json.dumps(fn["arguments"])
