@@ -31,8 +31,11 @@ class LLMAccess:
             self.gateway.revoke(token)
 
     def prompt_chars(self, alias: str, answers: int = 1) -> int | None:
-        """Characters a prompt to `alias` may take, leaving room for `answers` answers (None: no limit known)."""
-        route = self.gateway.routes[alias]
+        """Characters a prompt to `alias` may take, leaving room for `answers` answers (None: no limit
+        known, or no such route)."""
+        route = self.gateway.routes.get(alias)
+        if route is None:
+            return None
         reserved = answers * route.settings.max_output_tokens + PROMPT_OVERHEAD_TOKENS
         return prompt_chars(route.context_window, reserved)
 

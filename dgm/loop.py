@@ -166,7 +166,7 @@ class DarwinGodelMachine:
                                  ran_out_of_context_twice=ran_out_of_context_twice(evidence.records))
 
         diagnosis = self._diagnose(node, evidence, work)
-        window = self.ctx.llm.prompt_chars("coding")  # the statement may take half: the agent's work needs the rest
+        window = self.ctx.llm.prompt_chars("self_modify")  # the statement may take half: the agent's work needs the rest
         statement = problem_statement(parent_dir, diagnosis, window and window // 2)
         (work / "problem_statement.md").write_text(statement)
 

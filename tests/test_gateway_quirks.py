@@ -15,7 +15,18 @@ import fake_upstream as fu
 from dgm.llm.base import CallContext
 from dgm.llm.cache import ResponseCache
 from dgm.llm.gateway import Gateway
+from dgm.llm.pricing import PriceTable
 from dgm.llm.upstream import DEFAULT_MAX_OUTPUT_TOKENS, build_upstreams
+
+PRICES = PriceTable.load(overrides={"gemma-3-270m": {"input": 0, "output": 0}})  # a local model: $0, priced
+
+
+def response_cache(root, mode):
+    """A cache of run "run1" (on branches where the cache is not yet scoped by run, any cache)."""
+    try:
+        return ResponseCache(root, mode, run="run1")
+    except TypeError:
+        return ResponseCache(root, mode)
 
 FAST_RETRY = {"wait_initial": 0.001, "wait_max": 0.001, "jitter": 0, "max_attempts": 3, "timeout_s": 10}
 TOOLS = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object", "properties": {}}}}]
@@ -54,8 +65,8 @@ def make_gateway(upstream):
 
     def make(settings=None, **kwargs) -> Gateway:
         routes = build_upstreams({"task": {"base_url": upstream.base_url, "api_key_env": None, "model": "gemma-3-270m",
-                                           "retry": FAST_RETRY, "settings": settings or {}}})
-        gw = Gateway(routes, **kwargs).start()
+                                           "retry": FAST_RETRY, "settings": settings or {}}}, prices=PRICES)
+        gw = Gateway(routes, prices=PRICES, **kwargs).start()
         started.append(gw)
         return gw
 
@@ -98,7 +109,7 @@ def test_every_forwarded_request_has_a_bounded_max_tokens(make_gateway, upstream
 
 
 def test_reasoning_models_get_the_cap_as_max_completion_tokens(upstream):
-    routes = build_upstreams({"task": {"base_url": upstream.base_url, "api_key_env": None, "model": "o3"}})
+    routes = build_upstreams({"task": {"base_url": upstream.base_url, "api_key_env": None, "model": "o3"}}, prices=PRICES)
     request = routes["task"].prepare({"messages": [], "max_tokens": 10**6})
     assert "max_tokens" not in request and request["max_completion_tokens"] == 32768
 
@@ -143,13 +154,13 @@ def test_preflight_when_models_is_not_served_or_authenticated_differently(make_g
 
 def test_the_context_window_is_learnt_from_llama_cpp_and_kept_for_replays(make_gateway, upstream, tmp_path):
     upstream.get_routes.update({"/v1/models": (200, LLAMA_MODELS), "/props": (200, LLAMA_PROPS)})
-    gw = make_gateway(cache=ResponseCache(tmp_path, "read_write"))
+    gw = make_gateway(cache=response_cache(tmp_path, "read_write"))
     assert gw.context_window("task") is None
     gw.preflight(timeout=5)
     assert gw.context_window("task") == 2048  # the server's --ctx-size, not n_ctx_train
     models = client_for(gw).models.list()
     assert models.data[0].model_extra["context_window"] == 2048
-    replay = make_gateway(cache=ResponseCache(tmp_path, "replay"))
+    replay = make_gateway(cache=response_cache(tmp_path, "replay"))
     replay.preflight()
     assert replay.context_window("task") == 2048 and len([r for r in upstream.requests if r.path == "/props"]) == 1
 
@@ -165,8 +176,8 @@ def test_vllm_max_model_len_is_the_context_window(make_gateway, upstream):
 def test_a_refusal_is_replayed_as_the_same_refusal(make_gateway, upstream, tmp_path):
     upstream.script(fu.raw(LLAMA_OVERFLOW, 400))
     with pytest.raises(openai.BadRequestError):
-        ask(client_for(make_gateway(cache=ResponseCache(tmp_path, "read_write"))))
-    replay = make_gateway(cache=ResponseCache(tmp_path, "replay"))
+        ask(client_for(make_gateway(cache=response_cache(tmp_path, "read_write"))))
+    replay = make_gateway(cache=response_cache(tmp_path, "replay"))
     with pytest.raises(openai.BadRequestError) as err:
         ask(client_for(replay))
     assert err.value.code == "context_length_exceeded"

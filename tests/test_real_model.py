@@ -200,15 +200,16 @@ class _Sink:
 @pytest.fixture
 def gateway_for(llama_server):
     from dgm.llm.gateway import Gateway
+    from dgm.llm.pricing import PriceTable
     from dgm.llm.upstream import build_upstreams
 
-    started = []
+    started, prices = [], PriceTable.load(overrides={"local": {"input": 0, "output": 0}})
 
     def make(**settings):
         extra = settings.pop("extra_params", {})
         routes = build_upstreams({"task": {"base_url": llama_server.base_url, "api_key_env": None, "model": "local",
-                                           "settings": settings, "extra_params": extra}})
-        gateway = Gateway(routes, sink=_Sink(), tcp=True).start()
+                                           "settings": settings, "extra_params": extra}}, prices=prices)
+        gateway = Gateway(routes, sink=_Sink(), prices=prices, tcp=True).start()
         started.append(gateway)
         gateway.preflight()
         return gateway
