@@ -200,6 +200,7 @@ def test_stopping_with_calls_in_flight_answers_503_without_tracebacks(make_gatew
 
     upstream.script(fu.hang(30))
     gw = make_gateway()
+    gw.shutdown_grace_s = 1  # the call outlives the grace
     client = client_for(gw)
     errors = []
     caller = threading.Thread(target=lambda: errors.append(pytest.raises(openai.APIStatusError, ask, client)))
@@ -245,3 +246,22 @@ def test_llama_cpp_usage_is_metered_as_reported_cached_prompt_tokens_included(ma
     assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens == 60
     (record,) = Sink.records
     assert (record.prompt_tokens, record.completion_tokens, record.cached_tokens) == (45, 60, 40)
+
+
+
+def test_stop_waits_for_a_call_an_agent_gave_up_on_so_it_is_metered(make_gateway, upstream):
+    import threading
+
+    class Sink:
+        records = []
+
+        def record_llm_call(self, usage):
+            self.records.append(usage)
+
+    upstream.script(fu.hang(6), fu.ok("late", completion_tokens=7))  # a slow first try, then the answer
+    gw = make_gateway(sink=Sink())
+    client = gw.client(gw.issue_token(ctx(), "task"), max_retries=0, timeout=0.5)
+    with pytest.raises(openai.APITimeoutError):
+        ask(client)  # the agent gives up; the gateway's call goes on
+    gw.stop()
+    assert [r.completion_tokens for r in Sink.records] == [7]  # paid, so metered before the gateway went away

@@ -133,6 +133,10 @@ def _recorded_refusal(entry: Mapping) -> UpstreamError:
 
 
 class Gateway:
+    # stop() waits this long for calls still waiting on an upstream (an agent that gave up on one
+    # leaves it running there): they are paid, so they are metered. Output caps keep calls short.
+    shutdown_grace_s = 120.0
+
     def __init__(
         self,
         routes: Mapping[str, Route],
@@ -446,7 +450,8 @@ class Gateway:
             except asyncio.CancelledError:
                 # stop() gave in-flight calls a grace period and they outlived it: abandon them with
                 # one line each, not a traceback (the caller, if still there, gets a clear 503).
-                log.warning("gateway: stopped while a call was still waiting on the upstream; abandoned it")
+                log.warning("gateway: stopped while a call was still waiting on the upstream; abandoned it "
+                            "(if the upstream finishes it, it is paid but not metered)")
                 return reply(503, error_body(503, "gateway_stopped", "the dgm gateway stopped during this call"))
 
         @app.get("/v1/models")
@@ -479,7 +484,7 @@ class Gateway:
             self.tcp_port = tcp.getsockname()[1]
             sockets.append(tcp)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=self.shutdown_grace_s)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": sockets}, name="dgm-llm-gateway", daemon=True
@@ -495,9 +500,10 @@ class Gateway:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._server.config.timeout_graceful_shutdown = self.shutdown_grace_s
             self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=15)
+            self._thread.join(timeout=self.shutdown_grace_s + 15)
         self._server = self._thread = None
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
