@@ -13,6 +13,9 @@ For each request it:
    the request adapted to the model (`upstream.apply_settings`: max_tokens always set and capped);
 5. meters every call - hit or miss, success or error - into the UsageSink.
 
+Stopping waits (`shutdown_grace_s`) for calls still running upstream, agents' abandoned ones
+included: the upstream serves and bills them, so they are metered.
+
 A refusal of the request itself (HTTP 400: prompt too long, tools not supported) is recorded in
 the cache too, so a replay meets the same refusal. Preflight learns each model's context window
 and keeps it next to the cache, so a replay fits prompts to the same window.
