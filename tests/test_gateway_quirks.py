@@ -158,9 +158,17 @@ def test_tool_calls_with_object_arguments_or_no_id_are_normalised(make_gateway, 
 
 @pytest.mark.parametrize("models_status", [401, 404])
 def test_preflight_when_models_is_not_served_or_authenticated_differently(make_gateway, upstream, models_status):
+    class Sink:
+        records = []
+
+        def record_llm_call(self, usage):
+            self.records.append(usage)
+
     upstream.get_routes["/v1/models"] = (models_status, {"error": {"message": "nope"}})
-    make_gateway().preflight(timeout=5)  # falls back to a 1-token call, which works
+    make_gateway(sink=Sink()).preflight(timeout=5)  # falls back to a 1-token call, which works
     assert upstream.chat_requests[-1].body["max_tokens"] == 1
+    (record,) = Sink.records  # the test call was served, so it is metered
+    assert record.context.purpose == "preflight" and record.completion_tokens == 5
 
 
 def test_the_context_window_is_learnt_from_llama_cpp_and_kept_for_replays(make_gateway, upstream, tmp_path):

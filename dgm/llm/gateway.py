@@ -248,7 +248,13 @@ class Gateway:
             self._load_context_windows()
             return
         for route in self.routes.values():
-            preflight(route, timeout=timeout)
+            started = time.monotonic()
+            answer = preflight(route, timeout=timeout)
+            if answer is not None:  # a paid 1-token test call: metered like any other
+                context = CallContext("", None, None, "preflight")
+                cost = 0.0 if route.is_scripted else self.prices.cost(route.model, *_usage_numbers(answer))
+                self.budgets.charge(context, cost)
+                self._meter(context, route.model, answer, cost, False, started)
         self._save_context_windows()
 
     def context_window(self, alias: str) -> int | None:

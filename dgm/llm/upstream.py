@@ -415,8 +415,9 @@ class OpenAIUpstream:
             raise UpstreamError(f"{exc} (gave up after {attempts} attempts)", status=exc.status, code=exc.code) from None
 
     # preflight -----------------------------------------------------------------------------
-    def preflight(self, alias: str, timeout: float = 30.0) -> None:
+    def preflight(self, alias: str, timeout: float = 30.0) -> dict | None:
         """Raise PreflightError unless the endpoint answers, accepts the key and has the model.
+        Returns the answer to the 1-token test call, if one was made (it is paid: meter it).
 
         Also learns the context window the server reports, if the config did not give one.
         `/models` is only a hint: some servers do not serve it, or authenticate it differently
@@ -438,10 +439,10 @@ class OpenAIUpstream:
             if self.learnt_context_tokens is None and any(m.get("owned_by") == "llamacpp" for m in listed):
                 self.learnt_context_tokens = self._llama_cpp_context(timeout)
         if any(m.get("id") == self.model for m in listed):
-            return
+            return None
         probe = self.prepare({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
         try:
-            self._send_once(probe, timeout=timeout)
+            return self._send_once(probe, timeout=timeout)
         except UpstreamError as exc:
             raise PreflightError(f"{where}: a 1-token test call failed: {self.redact(str(exc))}") from None
 
@@ -576,9 +577,10 @@ def build_upstreams(
     }
 
 
-def preflight(route: Route, timeout: float = 30.0) -> None:
-    """Check a route can answer before a run spends hours; raises PreflightError naming the alias."""
+def preflight(route: Route, timeout: float = 30.0) -> dict | None:
+    """Check a route can answer before a run spends hours; raises PreflightError naming the alias.
+    Returns the answer to a test call, if one was made."""
     check = getattr(route.upstream, "preflight", None)
     if route.is_scripted or check is None:
-        return
-    check(route.alias, timeout=timeout)
+        return None
+    return check(route.alias, timeout=timeout)
