@@ -145,7 +145,8 @@ class SandboxSection(Strict):
 class ModelRoute(Strict):
     provider: Literal["openai", "scripted"]
     base_url: str | None = None
-    api_key_env: str | None = Field(None, description="NAME of the host env var holding the key (never the key)")
+    api_key_env: str | None = Field(None, description="NAME of the host env var holding the key (never the key); "
+                                    "unset: the server takes no key (a local llama.cpp, vLLM or Ollama)")
     model: str | None = None
     extra_params: dict[str, Any] = {}
     settings: dict[str, Any] = {}
@@ -153,12 +154,13 @@ class ModelRoute(Strict):
 
     def gateway_entry(self) -> dict[str, Any]:
         """This route as the gateway's `build_upstreams` reads it (unset keys left out)."""
-        return {k: v for k, v in self.model_dump(mode="json").items() if v not in (None, {})}
+        entry = {k: v for k, v in self.model_dump(mode="json").items() if v not in (None, {})}
+        return entry if self.provider == "scripted" else {"api_key_env": None, **entry}
 
     @model_validator(mode="after")
     def _openai_needs_endpoint(self) -> "ModelRoute":
         if self.provider == "openai":
-            missing = [k for k in ("base_url", "api_key_env", "model") if not getattr(self, k)]
+            missing = [k for k in ("base_url", "model") if not getattr(self, k)]
             if missing:
                 raise ValueError(f"provider 'openai' needs {', '.join(missing)}")
         return self

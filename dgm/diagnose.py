@@ -23,6 +23,7 @@ from typing import Callable
 
 from dgm.config import DiagnosisSection, EntriesSection
 from dgm.entries import TaskRecord, polyglot_prompt_kind
+from dgm.prompt_budget import fit
 from dgm.prompts import render
 from dgm.textutil import head_tail, read_json, render_trajectory, source_listing
 
@@ -110,6 +111,20 @@ def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callab
                            {"problem_statement": problem_statement(entry), "outcome": _outcome(entry, records)})
 
 
+def fitted_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
+                  test_patch: Callable[[str], str | None], cfg: DiagnosisSection, *,
+                  entries: EntriesSection = EntriesSection(), rng: random.Random | None = None,
+                  max_chars: int | None = None) -> str:
+    """The rendered prompt; with `max_chars` (the model's window is small) trimmed logs first, then code."""
+    seed = (rng or random.Random(0)).random()  # one draw, however often it is rendered: the same prompt each time
+    # The system prompt and a retry request share the window with this prompt.
+    room = max_chars - len(render("diagnose_system.md")) - len(render("diagnose_retry.md", problem="")) if max_chars else None
+    limits = {"max_log_chars": cfg.max_log_chars,
+              "max_code_chars": cfg.max_code_chars or len(source_listing(evidence.agent_dir, None))}
+    return fit(lambda cut: build_prompt(entry, evidence, problem_statement, test_patch, cfg.model_copy(update=cut),
+                                        entries=entries, rng=random.Random(seed)).render(), limits, room)
+
+
 def _outcome(task_id: str, records: list[TaskRecord]) -> str:
     return next((r.outcome for r in records if r.task_id == task_id), "unknown")
 
@@ -170,8 +185,9 @@ def diagnose(prompt: str, chat: ChatFn, max_attempts: int) -> tuple[dict[str, st
             return parse_diagnosis(answer), answers
         except DiagnosisError as exc:
             error = exc
-            # Show the model its unusable answer, so a retry is a new request (and a new cache entry).
-            messages = messages + [
+            # Show the model its last unusable answer, so a retry is a new request (and a new cache
+            # entry); only the last, so the conversation stays within the window the prompt was fitted to.
+            messages = messages[:2] + [
                 {"role": "assistant", "content": answer or ""},
                 {"role": "user", "content": render("diagnose_retry.md", problem=str(exc))},
             ]

@@ -13,20 +13,21 @@ from pathlib import Path
 from dgm.agent_run import AgentRun, SandboxPolicy, run_agent
 from dgm.config import AgentLimits
 from dgm.patches import apply_patch, make_git_repo
+from dgm.prompt_budget import fit
 from dgm.prompts import render
+from dgm.textutil import head_tail
 
 AGENT_SUMMARY_FILE = "AGENT.md"
 
 
-def problem_statement(target_dir: Path, diagnosis: dict[str, str]) -> str:
+def problem_statement(target_dir: Path, diagnosis: dict[str, str], max_chars: int | None = None) -> str:
+    """The self-modification task; with `max_chars`, trimmed (summary first) to fit the model's window."""
     summary_file = target_dir / AGENT_SUMMARY_FILE
     summary = summary_file.read_text() if summary_file.is_file() else "A coding agent written in Python."
-    return render(
-        "self_modify_problem.md",
-        agent_summary=summary.strip(),
-        implementation_suggestion=diagnosis["implementation_suggestion"].strip(),
-        problem_description=diagnosis["problem_description"].strip(),
-    )
+    parts = {"agent_summary": summary.strip(), "problem_description": diagnosis["problem_description"].strip(),
+             "implementation_suggestion": diagnosis["implementation_suggestion"].strip()}
+    return fit(lambda cut: render("self_modify_problem.md", **{k: head_tail(v, cut[k]) for k, v in parts.items()}),
+               {k: len(v) for k, v in parts.items()}, max_chars)
 
 
 @dataclass

@@ -12,6 +12,10 @@ from typing import Iterator
 
 from dgm.diagnose import ChatFn
 from dgm.llm.base import CallContext
+from dgm.prompt_budget import prompt_chars
+
+# Chat-template tokens around each message, and the tools' schemas, that the text itself does not show.
+PROMPT_OVERHEAD_TOKENS = 300
 
 
 class LLMAccess:
@@ -40,6 +44,15 @@ class LLMAccess:
         finally:
             self.gateway.revoke(token)
         self.raise_if_refused(context)
+
+    def prompt_chars(self, alias: str, answers: int = 1) -> int | None:
+        """Characters a prompt to `alias` may take, leaving room for `answers` answers (None: no limit
+        known, or no such route)."""
+        route = self.gateway.routes.get(alias)
+        if route is None:
+            return None
+        reserved = answers * route.settings.max_output_tokens + PROMPT_OVERHEAD_TOKENS
+        return prompt_chars(route.context_window, reserved)
 
     def chat(self, context: CallContext) -> ChatFn:
         def ask(messages: list[dict]) -> str:

@@ -46,7 +46,7 @@ from typing import Callable
 from dgm.agent_run import SandboxPolicy
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
-from dgm.diagnose import ParentEvidence, build_prompt, diagnose
+from dgm.diagnose import ParentEvidence, diagnose, fitted_prompt
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
 from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
 from dgm.executor import Executor, InProcessExecutor, Workplace
@@ -203,7 +203,8 @@ class DarwinGodelMachine:
 
         self.ctx.progress.phase(node.attempt_id, "diagnosing")
         diagnosis = self._diagnose(node, evidence, work, rng)
-        statement = problem_statement(parent_dir, diagnosis)
+        window = self.ctx.llm.prompt_chars("self_modify")  # the statement may take half: the agent's work needs the rest
+        statement = problem_statement(parent_dir, diagnosis, window and window // 2)
         (work / "problem_statement.md").write_text(statement)
 
         modifier_dir = self.checkout(node.modifier_id)
@@ -279,9 +280,9 @@ class DarwinGodelMachine:
         return self.ctx.evaluator.evaluate(agent, INITIAL, attempt_id, work, all_stages=True)
 
     def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path, rng: random.Random) -> dict:
-        parts = build_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis,
-                             entries=self.cfg.entries, rng=rng)
-        prompt = parts.render()
+        prompt = fitted_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis,
+                               entries=self.cfg.entries, rng=rng,
+                               max_chars=self.ctx.llm.prompt_chars("diagnosis", answers=2))
         (work / "diagnosis_prompt.md").write_text(prompt)
         chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
         diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)

@@ -57,6 +57,11 @@ def context_overflow(*, with_code: bool = True) -> Reply:
     return status(400, {"error": error})
 
 
+def raw(body: dict, code: int = 200) -> Reply:
+    """Exactly this JSON body: a real server's own shape, copied from what it sent."""
+    return status(code, body)
+
+
 def echo_key(code: int = 401) -> Reply:
     """An error whose message repeats the Authorization header, as careless servers do."""
     return Reply("echo_key", dict(code=code))
@@ -78,6 +83,7 @@ class FakeUpstream:
         self.model = model
         self.api_key = api_key  # if set, requests with another bearer key get 401
         self.models = models if models is not None else [model]
+        self.get_routes: dict[str, tuple[int, Any]] = {}  # path -> (status, JSON body), before any auth check
         self.requests: list[Recorded] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -159,6 +165,9 @@ class FakeUpstream:
 
             def do_GET(self):
                 fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, None))
+                if self.path in fake.get_routes:
+                    code, body = fake.get_routes[self.path]
+                    return self._send(code, json.dumps(body).encode())
                 if not self._authorized():
                     return
                 if self.path.rstrip("/").endswith("/models"):

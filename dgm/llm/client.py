@@ -15,6 +15,8 @@ import openai
 
 INSIDE_BASE_URL = "http://gateway/v1"
 # Longer than the gateway's own retry budget: the gateway, not the client, waits out upstream faults.
+# And no client retries: a call the client gave up on still runs (and is paid) upstream, so asking
+# again would pay for the same slow answer twice.
 DEFAULT_TIMEOUT_S = 1800.0
 
 
@@ -24,7 +26,7 @@ def uds_client(
     *,
     base_url: str = INSIDE_BASE_URL,
     timeout: float = DEFAULT_TIMEOUT_S,
-    max_retries: int = 2,
+    max_retries: int = 0,
 ) -> openai.OpenAI:
     """An OpenAI client whose every request goes through the Unix socket at `socket_path`."""
     transport = httpx2.HTTPTransport(uds=str(socket_path))

@@ -10,12 +10,20 @@ For each request it:
    route (upstream + real model);
 3. answers from the content-addressed cache when it can (cost $0), or in replay mode refuses
    a miss;
-4. otherwise checks the budgets and forwards to the upstream (which retries transient faults);
+4. otherwise checks the budgets and forwards to the upstream (which retries transient faults),
+   the request adapted to the model (`upstream.apply_settings`: max_tokens always set and capped);
 5. meters every call - hit or miss, success or error - into the UsageSink.
 
 A budget refusal is also remembered per caller (`budget_refusal(context)`), so the framework
 learns that an agent's run was cut short by a budget from the gateway itself, not from whatever
 the agent made of the 402 it got.
+
+Stopping waits (`shutdown_grace_s`) for calls still running upstream, agents' abandoned ones
+included: the upstream serves and bills them, so they are metered.
+
+A refusal of the request itself (HTTP 400: prompt too long, tools not supported) is recorded in
+the cache too, so a replay meets the same refusal. Preflight learns each model's context window
+and keeps it next to the cache, so a replay fits prompts to the same window.
 
 Every failure becomes an OpenAI-shaped JSON error ({"error": {"message", "type", "code"}}) so
 the agent's `openai` client raises the usual exception classes. Error responses carry
@@ -24,6 +32,7 @@ the agent's `openai` client raises the usual exception classes. Error responses 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -44,7 +53,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dgm.llm.base import PURPOSES, CallContext, UpstreamError, UsageRecord, UsageSink
+from dgm.llm.base import PURPOSES, CallContext, ContextOverflow, UpstreamError, UsageRecord, UsageSink
 from dgm.llm.budget import BudgetExceeded, Budgets
 from dgm.llm.cache import ResponseCache, SampleCounter, request_fingerprint
 from dgm.llm.client import INSIDE_BASE_URL, uds_client
@@ -102,6 +111,7 @@ def _sample_scope(ctx: CallContext) -> str:
 
 
 GATEWAY_DIR_PREFIX = "dgm-gw-"
+CONTEXT_WINDOWS_FILE = "context_windows.json"  # in the cache directory: what preflight learnt, for replays
 
 
 def remove_stale_gateway_dirs(root: Path | None = None, min_age_s: float = 60.0) -> int:
@@ -125,7 +135,20 @@ def remove_stale_gateway_dirs(root: Path | None = None, min_age_s: float = 60.0)
     return removed
 
 
+def _recorded_refusal(entry: Mapping) -> UpstreamError:
+    error = entry["error"] if isinstance(entry.get("error"), Mapping) else {}
+    message = str(error.get("message") or "refused by the upstream")
+    code = str(error.get("code") or "upstream_bad_request")
+    if code == "context_length_exceeded":
+        return ContextOverflow(message)
+    return UpstreamError(message, status=400, code=code)
+
+
 class Gateway:
+    # stop() waits this long for calls still waiting on an upstream (an agent that gave up on one
+    # leaves it running there): they are paid, so they are metered. Output caps keep calls short.
+    shutdown_grace_s = 120.0
+
     def __init__(
         self,
         routes: Mapping[str, Route],
@@ -245,11 +268,53 @@ class Gateway:
             return self._refusals.get(context)
 
     def preflight(self, timeout: float = 30.0) -> None:
-        """Check every route (raises PreflightError naming the alias). Replay needs no upstream."""
+        """Check every route (raises PreflightError naming the alias). Replay needs no upstream.
+
+        Context windows learnt from the servers are saved next to the cache, so a replay builds
+        the very prompts the recorded run built (a trimmed prompt is another cache key).
+        """
         if self.cache is not None and self.cache.mode == "replay":
+            self._load_context_windows()
             return
         for route in self.routes.values():
-            preflight(route, timeout=timeout)
+            started = time.monotonic()
+            answer = preflight(route, timeout=timeout)
+            if answer is not None:  # a paid 1-token test call: metered like any other
+                context = CallContext("", None, None, "preflight")
+                cost = 0.0 if route.is_scripted else self.prices.cost(route.model, *_usage_numbers(answer))
+                self.budgets.charge(context, cost)
+                self._meter(context, route.model, answer, cost, False, started)
+        self._save_context_windows()
+
+    def context_window(self, alias: str) -> int | None:
+        """Prompt + output tokens the model behind `alias` takes (None: unknown, no trimming)."""
+        return self.routes[alias].context_window
+
+    def _windows_file(self) -> Path | None:
+        return Path(self.cache.root) / CONTEXT_WINDOWS_FILE if self.cache is not None else None
+
+    def _save_context_windows(self) -> None:
+        path = self._windows_file()
+        learnt = {alias: route.context_window for alias, route in self.routes.items() if route.context_window}
+        if path is None or not self.cache.writes or not learnt:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(learnt, indent=1, sort_keys=True))
+        except OSError as exc:
+            log.error("gateway: cannot save context windows to %s: %s", path, exc)
+
+    def _load_context_windows(self) -> None:
+        path = self._windows_file()
+        try:
+            saved = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            log.error("gateway: cannot read context windows from %s: %s", path, exc)
+            return
+        for alias, tokens in saved.items():
+            route = self.routes.get(alias)
+            if route is not None and route.settings.max_context_tokens is None and isinstance(tokens, int):
+                route.upstream.learnt_context_tokens = tokens
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -331,6 +396,12 @@ class Gateway:
         try:
             key = self.cache.key(request, index, scope) if self.cache else ""
             cached = self.cache.get(key) if self.cache else None
+            if cached is not None and "error" in cached:
+                # A recorded refusal (see below): a replay sees it again; a live run asks again.
+                if self.cache.mode == "replay":
+                    self._count(cache_hits=1)
+                    raise _recorded_refusal(cached)
+                cached = None
             if cached is not None:
                 answered = True
                 self._count(cache_hits=1)
@@ -346,7 +417,14 @@ class Gateway:
                 )
             self.budgets.check(ctx)
             self._count(upstream_calls=1)
-            response = route.upstream.complete(request, ctx)
+            try:
+                response = route.upstream.complete(request, ctx)
+            except UpstreamError as exc:
+                # The server refused this very request (prompt too long, tools not supported): it
+                # would refuse it again, so a replay must see the same refusal, not a replay miss.
+                if exc.status == 400:
+                    self._store(key, request, index, error_body(exc.status, exc.code, self._redact(str(exc))), scope)
+                raise
             answered = True
             prompt, completion, cached_tokens = _usage_numbers(response)
             cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
@@ -388,7 +466,7 @@ class Gateway:
             return 401, error_body(401, "invalid_api_key", "unknown or revoked gateway token")
         route = self.routes[grant.alias]
         entry = {"id": grant.alias, "object": "model", "created": 0, "owned_by": "dgm-gateway",
-                 "context_window": route.settings.max_context_tokens}
+                 "context_window": route.context_window}
         return 200, {"object": "list", "data": [entry]}
 
     # -- HTTP layer ----------------------------------------------------------------------------
@@ -407,7 +485,14 @@ class Gateway:
         async def chat_completions(request: Request) -> JSONResponse:
             raw = await request.body()
             # Upstream calls block for seconds to minutes: run them in the thread pool.
-            return reply(*await run_in_threadpool(self.handle_chat, bearer(request), raw))
+            try:
+                return reply(*await run_in_threadpool(self.handle_chat, bearer(request), raw))
+            except asyncio.CancelledError:
+                # stop() gave in-flight calls a grace period and they outlived it: abandon them with
+                # one line each, not a traceback (the caller, if still there, gets a clear 503).
+                log.warning("gateway: stopped while a call was still waiting on the upstream; abandoned it "
+                            "(if the upstream finishes it, it is paid but not metered)")
+                return reply(503, error_body(503, "gateway_stopped", "the dgm gateway stopped during this call"))
 
         @app.get("/v1/models")
         async def list_models(request: Request) -> JSONResponse:
@@ -439,7 +524,7 @@ class Gateway:
             self.tcp_port = tcp.getsockname()[1]
             sockets.append(tcp)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=self.shutdown_grace_s)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": sockets}, name="dgm-llm-gateway", daemon=True
@@ -455,9 +540,10 @@ class Gateway:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._server.config.timeout_graceful_shutdown = self.shutdown_grace_s
             self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=15)
+            self._thread.join(timeout=self.shutdown_grace_s + 15)
         self._server = self._thread = None
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)

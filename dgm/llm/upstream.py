@@ -2,8 +2,13 @@
 
 An alias (a model role: "task", "self_modify", "diagnosis") maps to a `Route`: an upstream plus the real model name and
 per-model settings. Settings say what a model accepts (system role, temperature, tools, which
-max-tokens field); `apply_settings` is the one place a request is adapted to a model, instead
-of string matching on model names all over the code.
+max-tokens field, output cap, context window); `apply_settings` is the one place a request is
+adapted to a model, instead of string matching on model names all over the code.
+
+Real servers differ from OpenAI in small ways, handled here once: content null next to tool
+calls, tool-call arguments as objects or without ids (`normalize_response`), their own error
+bodies for "prompt too long" and "no tools" (`_classify_status`), `/v1/models` missing or
+authenticated differently, and where they report their context window (`preflight`).
 
 `OpenAIUpstream` talks to any OpenAI-compatible base_url with the `openai` client. The API key
 is read once, at construction, from the host environment variable *named* in the config; it is
@@ -20,6 +25,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -34,6 +40,8 @@ from dgm.llm.pricing import PriceTable, UnknownPrice
 log = logging.getLogger(__name__)
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Output cap of a request that names none (or a larger one); a model's settings may change it.
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
 PROVIDERS = ("openai", "scripted")
 
 
@@ -69,7 +77,8 @@ class ModelSettings:
     supports_system_role: bool = True
     supports_temperature: bool = True  # o-series reasoning models reject temperature/top_p
     supports_tools: bool = True  # False: requests with tools get a clear "tools_unsupported" 400
-    max_context_tokens: int | None = None  # advertised in /v1/models
+    max_context_tokens: int | None = None  # the context window; None: learnt from the server at preflight
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS  # every request is capped at this many output tokens
     reasoning_effort: str | None = None  # "low" | "medium" | "high" for reasoning models
     max_tokens_param: str = "max_tokens"  # o-series want "max_completion_tokens"
 
@@ -78,6 +87,10 @@ class ModelSettings:
         raw = _known_fields_only(cls, raw, where, "model settings")
         if raw.get("max_tokens_param", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
             raise ConfigError(f"{where}.max_tokens_param must be max_tokens or max_completion_tokens")
+        for key in ("max_output_tokens", "max_context_tokens"):
+            value = raw.get(key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
         return cls(**raw)
 
 
@@ -96,13 +109,29 @@ def apply_settings(
             dict(m, role="user") if isinstance(m, dict) and m.get("role") in ("system", "developer") else m
             for m in req["messages"]
         ]
-    other = "max_tokens" if settings.max_tokens_param == "max_completion_tokens" else "max_completion_tokens"
-    if other in req and settings.max_tokens_param not in req:
-        req[settings.max_tokens_param] = req.pop(other)
+    if "messages" in req:
+        req["messages"] = [_portable_message(m) for m in req["messages"]]
+    # Every request gets an output cap: a weak model that never stops would otherwise never return.
+    param = settings.max_tokens_param
+    asked = [req.pop(k) for k in ("max_tokens", "max_completion_tokens") if k in req]
+    asked = [n for n in asked if isinstance(n, int) and n > 0]
+    req[param] = min([*asked, settings.max_output_tokens])
     if settings.reasoning_effort is not None:
         req["reasoning_effort"] = settings.reasoning_effort
     req.update(extra_params or {})
     return req
+
+
+def _portable_message(message: Any) -> Any:
+    """An assistant turn with tool calls and no text, as every server accepts it: content null.
+
+    Clients send "" (or leave content out) next to tool calls; Anthropic's endpoint rejects
+    an empty text block and some servers reject a missing key. OpenAI's own form is null.
+    """
+    if isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls"):
+        if not message.get("content"):
+            return {**message, "content": None}
+    return message
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -139,8 +168,19 @@ def _retry_after_seconds(headers: Any) -> float | None:
         return None
 
 
+# How servers say "the prompt does not fit": OpenAI and vLLM ("maximum context length"), Anthropic
+# ("prompt is too long"), llama.cpp ("exceeds the available context size", type exceed_context_size_error).
 _OVERFLOW_PATTERNS = re.compile(
-    r"maximum context length|context[_ ]length[_ ]exceeded|context window|prompt is too long|too many tokens",
+    r"maximum context length|context[_ ]length[_ ]exceeded|context window|prompt is too long|too many tokens"
+    r"|exceeds? the available context size|exceed_context_size",
+    re.IGNORECASE,
+)
+# How servers say "this model (or this launch of me) cannot take `tools`": Ollama ("does not support
+# tools"), vLLM ("auto" tool choice requires --enable-auto-tool-choice), llama.cpp without --jinja,
+# OpenRouter ("No endpoints found that support tool use").
+_NO_TOOLS_PATTERNS = re.compile(
+    r"does not support tools|tool choice requires|tools param requires|tools? (are|is) not supported"
+    r"|support tool use",
     re.IGNORECASE,
 )
 
@@ -150,12 +190,40 @@ def is_context_overflow(code: str | None, message: str) -> bool:
 
 
 def _error_detail(exc: openai.APIStatusError) -> tuple[str | None, str]:
-    """(code, message) from an upstream error body, whatever shape the server used."""
+    """(code, message) from an upstream error body, whatever shape the server used.
+
+    A numeric `code` (llama.cpp repeats the HTTP status there) says nothing; its `type` does.
+    """
     body = exc.body
     if isinstance(body, dict):
         message = body.get("message") or json.dumps(body)[:500]
-        return (str(body["code"]) if body.get("code") is not None else None), str(message)
+        code = body.get("code")
+        if code is None or isinstance(code, int) or str(code).isdigit():
+            code = body.get("type") if isinstance(body.get("type"), str) else None
+        return (str(code) if code is not None else None), str(message)
     return None, str(body if body is not None else exc.message)[:500]
+
+
+def normalize_response(data: Any) -> Any:
+    """Smooth over servers' variations of a chat.completion, before it is checked.
+
+    Tool-call arguments given as a JSON object (not a string) are serialised; tool calls
+    without an id or type get them (the agent must echo an id back in its tool message).
+    """
+    choices = data.get("choices") if isinstance(data, dict) else None
+    for choice in choices if isinstance(choices, list) else []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for call in calls if isinstance(calls, list) else []:
+            if not isinstance(call, dict):
+                continue
+            call.setdefault("type", "function")
+            if not call.get("id"):  # unique in the conversation: some servers insist
+                call["id"] = f"call_{secrets.token_hex(8)}"
+            fn = call.get("function")
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), (dict, list)):
+                fn["arguments"] = json.dumps(fn["arguments"])
+    return data
 
 
 def check_response(data: Any) -> None:
@@ -267,7 +335,7 @@ class OpenAIUpstream:
                 code="upstream_unreachable",
             ) from None
         try:
-            data = json.loads(text)
+            data = normalize_response(json.loads(text))
             check_response(data)
         except ValueError as exc:
             raise TransientUpstreamError(
@@ -288,6 +356,10 @@ class OpenAIUpstream:
                 code="rate_limited",
                 retry_after=_retry_after_seconds(exc.response.headers),
             )
+        if is_context_overflow(code, message):
+            return ContextOverflow(f"{message} ({where})")
+        if _NO_TOOLS_PATTERNS.search(message):  # some servers say these with a 500; retrying cannot help
+            return UpstreamError(f"{where} does not accept tool calls: {message}", status=400, code="tools_unsupported")
         if status >= 500:
             return TransientUpstreamError(
                 f"{where} failed (HTTP {status}): {message}",
@@ -295,12 +367,11 @@ class OpenAIUpstream:
                 code="upstream_error",
                 retry_after=_retry_after_seconds(exc.response.headers),
             )
-        if is_context_overflow(code, message):
-            return ContextOverflow(f"{message} ({where})")
         if status in (401, 403):
             # Not the agent's token: the gateway's own key was refused. Say which env var.
             return UpstreamError(
-                f"{where} rejected the API key from ${self.api_key_env} (HTTP {status}): {message}",
+                f"{where} rejected the API key from ${self.api_key_env} (HTTP {status}): {message}"
+                if self.api_key_env else f"{where} wants an API key; set api_key_env (HTTP {status}): {message}",
                 status=502,
                 code="upstream_auth_failed",
             )
@@ -344,26 +415,61 @@ class OpenAIUpstream:
             raise UpstreamError(f"{exc} (gave up after {attempts} attempts)", status=exc.status, code=exc.code) from None
 
     # preflight -----------------------------------------------------------------------------
-    def preflight(self, alias: str, timeout: float = 30.0) -> None:
-        """Raise PreflightError unless the endpoint answers, accepts the key and has the model."""
-        where = f"model alias {alias!r} ({self.model} at {self.base_url}, key from ${self.api_key_env or '-'})"
+    def preflight(self, alias: str, timeout: float = 30.0) -> dict | None:
+        """Raise PreflightError unless the endpoint answers, accepts the key and has the model.
+        Returns the answer to the 1-token test call, if one was made (it is paid: meter it).
+
+        Also learns the context window the server reports, if the config did not give one.
+        `/models` is only a hint: some servers do not serve it, or authenticate it differently
+        (Anthropic's compatible endpoint), so anything but "unreachable" falls back to a 1-token call.
+        """
+        key = f"key from ${self.api_key_env}" if self.api_key_env else "no key: api_key_env is not set"
+        where = f"model alias {alias!r} ({self.model} at {self.base_url}, {key})"
         if not self._has_key:
             raise PreflightError(f"{where}: environment variable {self.api_key_env} is not set")
         try:
-            listed = {m.id for m in self._client.with_options(timeout=timeout).models.list()}
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise PreflightError(f"{where}: the API key was rejected (HTTP {exc.status_code})") from None
+            response = self._client.get("/models", cast_to=httpx2.Response, options={"timeout": timeout})
+            listed = [m for m in response.json().get("data") or [] if isinstance(m, dict)]
         except openai.APIConnectionError as exc:
             raise PreflightError(f"{where}: cannot reach the server ({type(exc).__name__})") from None
-        except openai.APIError:
-            listed = set()  # some servers have no /models; fall back to a 1-token call
-        if self.model in listed:
-            return
+        except (openai.APIError, ValueError, AttributeError):
+            listed = []
+        if self.settings.max_context_tokens is None:
+            self.learnt_context_tokens = _context_window(listed, self.model)
+            if self.learnt_context_tokens is None and any(m.get("owned_by") == "llamacpp" for m in listed):
+                self.learnt_context_tokens = self._llama_cpp_context(timeout)
+        if any(m.get("id") == self.model for m in listed):
+            return None
         probe = self.prepare({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
         try:
-            self._send_once(probe, timeout=timeout)
+            return self._send_once(probe, timeout=timeout)
         except UpstreamError as exc:
             raise PreflightError(f"{where}: a 1-token test call failed: {self.redact(str(exc))}") from None
+
+    learnt_context_tokens: int | None = None
+
+    def _llama_cpp_context(self, timeout: float) -> int | None:
+        """llama.cpp's server tells its per-slot `--ctx-size` at /props (outside /v1)."""
+        url = re.sub(r"/v1/?$", "", self.base_url.rstrip("/")) + "/props"
+        try:
+            props = self._client.get(url, cast_to=httpx2.Response, options={"timeout": timeout}).json()
+            n_ctx = props["default_generation_settings"]["n_ctx"]
+        except (openai.APIError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+
+
+def _context_window(listed: list[dict], model: str) -> int | None:
+    """The model's context window from a /models listing, in the fields servers use for it:
+    vLLM `max_model_len`, OpenRouter `context_length`, others `context_window`."""
+    for entry in listed:
+        if entry.get("id") != model:
+            continue
+        for key in ("max_model_len", "context_length", "context_window"):
+            value = entry.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -383,6 +489,11 @@ class Route:
 
     def prepare(self, request: dict) -> dict:
         return apply_settings(request, self.model, self.settings, self.extra_params)
+
+    @property
+    def context_window(self) -> int | None:
+        """Prompt + output tokens this model takes: from the config, else as learnt at preflight."""
+        return self.settings.max_context_tokens or getattr(self.upstream, "learnt_context_tokens", None)
 
     def redact(self, text: str) -> str:
         redact = getattr(self.upstream, "redact", None)
@@ -468,9 +579,10 @@ def build_upstreams(
     }
 
 
-def preflight(route: Route, timeout: float = 30.0) -> None:
-    """Check a route can answer before a run spends hours; raises PreflightError naming the alias."""
+def preflight(route: Route, timeout: float = 30.0) -> dict | None:
+    """Check a route can answer before a run spends hours; raises PreflightError naming the alias.
+    Returns the answer to a test call, if one was made."""
     check = getattr(route.upstream, "preflight", None)
     if route.is_scripted or check is None:
-        return
-    check(route.alias, timeout=timeout)
+        return None
+    return check(route.alias, timeout=timeout)

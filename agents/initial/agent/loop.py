@@ -11,7 +11,7 @@ from .limits import Limits, cost_of
 PROMPTS = Path(__file__).parent / "prompts"
 # How a failed model call ends the run: LLMError.kind -> (exit_status, step error).
 FAILURES = {"context_overflow": ("context_overflow", "context_length_exceeded"),
-            "budget": ("limits_exceeded", "budget")}  # fmt: skip
+            "budget": ("limits_exceeded", "budget"), "timeout": ("limits_exceeded", "time")}  # fmt: skip
 
 
 class Trajectory:
@@ -80,8 +80,9 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
         if trajectory.data["usage"]["cost_usd"] > limits.max_cost_usd:
             return trajectory.save(messages, "limits_exceeded", "cost limit reached")
         call_started = time.monotonic()
+        remaining = limits.max_seconds - (call_started - started)  # a slow answer must not outlive the limit
         try:
-            response = llm.chat(client, model, messages, tool_mode == "tools" and tools.openai_tools())
+            response = llm.chat(client, model, messages, tool_mode == "tools" and tools.openai_tools(), remaining)
         except llm.LLMError as exc:
             if exc.kind == "tools_unsupported" and tool_mode == "tools":
                 tool_mode, messages = "text", first_messages(task, repo, "text") + messages[2:]
@@ -90,7 +91,7 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
             trajectory.add_step(None, None, str(exc), label, call_started)
             return trajectory.save(messages, status, str(exc))
         trajectory.add_usage(response.get("usage") or {})
-        message = response["choices"][0]["message"]
+        message, cut_off = response["choices"][0]["message"], response["choices"][0].get("finish_reason") == "length"
         assistant = {"role": "assistant", "content": message.get("content") or ""}
         if tool_mode == "tools" and message.get("tool_calls"):
             assistant["tool_calls"] = [{"id": c["id"], "type": "function", "function": c["function"]}
@@ -98,6 +99,8 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
         messages.append(assistant)
         try:
             actions = next_actions(assistant, tool_mode)
+            if cut_off and not actions:
+                raise text_protocol.FormatError("the reply hit the output token limit before any tool call; be brief")
         except text_protocol.FormatError as exc:
             format_errors += 1
             trajectory.add_step(None, None, str(exc), "format_error", call_started)
@@ -106,11 +109,12 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
             messages.append({"role": "user", "content": f"Format error: {exc}. Try again."})
             continue
         if not actions or any(name == "submit" for _, name, _ in actions):
-            return trajectory.save(messages, "submitted")
+            return trajectory.save(messages, "submitted", None if actions else "the reply had no tool call")
         for call_id, name, arguments in actions:
             step_started = time.monotonic()
             observation = tools.run_tool(repo, name, arguments)
-            trajectory.add_step(name, arguments, observation, None, step_started)
+            readable = not isinstance(arguments, str) or text_protocol.is_json_object(arguments)
+            trajectory.add_step(name, arguments, observation, None if readable else "format_error", step_started)
             if call_id is None:
                 messages.append({"role": "user", "content": f"Output of {name}:\n{observation}"})
             else:

@@ -73,6 +73,7 @@ def test_tool_calls_run_and_submit_ends(tmp_path):
 def test_reply_without_tool_call_ends_the_run(tmp_path):
     result, _, _ = run(tmp_path, [text_reply("I think it is fine.")])
     assert result["exit_status"] == "submitted" and result["steps"] == []
+    assert result["error"] == "the reply had no tool call"  # said plainly, for whoever reads the trajectory
 
 
 def test_text_mode_parses_blocks_and_sends_no_tools(tmp_path):
@@ -127,3 +128,34 @@ def test_three_format_errors_end_the_run(tmp_path):
     result, _, _ = run(tmp_path, [bad, bad, bad], "text")
     assert result["exit_status"] == "format_error"
     assert [s["error"] for s in result["steps"]] == ["format_error"] * 3
+
+
+# -- what a weak real model does (seen from llama.cpp with a 270M model) -------------------------
+def test_every_request_caps_output_and_waits_no_longer_than_the_time_limit(tmp_path):
+    _, client, _ = run(tmp_path, [tool_reply("bash", {"command": "true"})], limits={"max_seconds": 50})
+    assert all(r["max_tokens"] > 0 for r in client.requests)
+    assert all(0 < r["timeout"] <= 50 for r in client.requests)
+
+
+def test_malformed_tool_arguments_are_a_recorded_format_error_and_the_run_goes_on(tmp_path):
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls'}}
+    broken = {"choices": [{"message": {"content": None, "tool_calls": [call]}}], "usage": {}}
+    result, client, _ = run(tmp_path, [broken, tool_reply("submit", {})])
+    assert result["exit_status"] == "submitted"
+    assert result["steps"][0]["error"] == "format_error" and "not valid JSON" in result["steps"][0]["observation"]
+    assert client.requests[1]["messages"][-1]["role"] == "tool"  # the model is told, with its call id
+
+
+def test_a_reply_cut_off_at_the_token_limit_is_a_format_error_not_a_submission(tmp_path):
+    runaway = {"choices": [{"message": {"content": "la " * 50}, "finish_reason": "length"}], "usage": {}}
+    result, client, _ = run(tmp_path, [runaway] * 3)
+    assert result["exit_status"] == "format_error" and len(client.requests) == 3
+    assert "output token limit" in result["error"]
+
+
+def test_a_call_that_outlives_the_time_limit_ends_the_run_with_the_edits_kept(tmp_path):
+    slow = openai.APITimeoutError(request=httpx2.Request("POST", "http://gateway/v1/chat/completions"))
+    edit = tool_reply("editor", {"command": "edit", "path": "a.py", "file_text": "x = 2\n"})
+    result, _, repo = run(tmp_path, [edit, slow])
+    assert result["exit_status"] == "limits_exceeded" and result["steps"][-1]["error"] == "time"
+    assert (repo / "a.py").read_text() == "x = 2\n"  # what it did stays for the framework's diff
