@@ -114,15 +114,17 @@ def build_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callab
 def fitted_prompt(entry: str, evidence: ParentEvidence, problem_statement: Callable[[str], str],
                   test_patch: Callable[[str], str | None], cfg: DiagnosisSection, *,
                   entries: EntriesSection = EntriesSection(), rng: random.Random | None = None,
-                  max_chars: int | None = None) -> str:
-    """The rendered prompt; with `max_chars` (the model's window is small) trimmed logs first, then code."""
+                  max_chars: int | None = None) -> tuple[str, str]:
+    """(template, rendered prompt); with `max_chars` (the model's window is small) logs trimmed first, then code."""
     seed = (rng or random.Random(0)).random()  # one draw, however often it is rendered: the same prompt each time
+    parts = lambda cfg: build_prompt(entry, evidence, problem_statement, test_patch, cfg, entries=entries,
+                                     rng=random.Random(seed))
     # The system prompt and a retry request share the window with this prompt.
     room = max_chars - len(render("diagnose_system.md")) - len(render("diagnose_retry.md", problem="")) if max_chars else None
     limits = {"max_log_chars": cfg.max_log_chars,
               "max_code_chars": cfg.max_code_chars or len(source_listing(evidence.agent_dir, None))}
-    return fit(lambda cut: build_prompt(entry, evidence, problem_statement, test_patch, cfg.model_copy(update=cut),
-                                        entries=entries, rng=random.Random(seed)).render(), limits, room)
+    text = fit(lambda cut: parts(cfg.model_copy(update=cut)).render(), limits, room)
+    return parts(cfg).template, text
 
 
 def _outcome(task_id: str, records: list[TaskRecord]) -> str:

@@ -280,16 +280,16 @@ class DarwinGodelMachine:
         return self.ctx.evaluator.evaluate(agent, INITIAL, attempt_id, work, all_stages=True)
 
     def _diagnose(self, node: Node, evidence: ParentEvidence, work: Path, rng: random.Random) -> dict:
-        prompt = fitted_prompt(node.entry, evidence, self._problem_statement, self._test_patch, self.cfg.diagnosis,
-                               entries=self.cfg.entries, rng=rng,
-                               max_chars=self.ctx.llm.prompt_chars("diagnosis", answers=2))
+        template, prompt = fitted_prompt(node.entry, evidence, self._problem_statement, self._test_patch,
+                                         self.cfg.diagnosis, entries=self.cfg.entries, rng=rng,
+                                         max_chars=self.ctx.llm.prompt_chars("diagnosis", answers=2))
         (work / "diagnosis_prompt.md").write_text(prompt)
         chat = self.ctx.llm.chat(self.ctx.llm.context(node.node_id, node.attempt_id, "diagnosis"))
         diagnosis, answers = diagnose(prompt, chat, self.cfg.diagnosis.max_attempts)
         crash_point("diagnosis", node.attempt_id)  # the model has answered (and was metered), nothing saved
         (work / "diagnosis.json").write_text(json.dumps(diagnosis, indent=2))
         (work / "diagnosis_answers.json").write_text(json.dumps(answers, indent=1))
-        self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, prompt=parts.template,
+        self.store.events.append("diagnosis", node=node.node_id, entry=node.entry, prompt=template,
                                  answers=len(answers),
                                  proposal=diagnosis["improvement_proposal"][:300])
         return diagnosis

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dgm.config import DiagnosisSection
-from dgm.diagnose import DIAGNOSIS_KEYS, DiagnosisError, ParentEvidence, build_prompt, diagnose
+from dgm.diagnose import DIAGNOSIS_KEYS, DiagnosisError, ParentEvidence, diagnose, fitted_prompt
 from dgm.entries import TaskRecord
 from dgm.improve import problem_statement
 from dgm.llm.upstream import ModelSettings, Route
@@ -27,7 +27,8 @@ def _evidence(tmp_path, log_lines=3000, code_lines=400):
 
 
 def _prompt(evidence, max_chars=None):
-    return build_prompt("t1", evidence, lambda t: "Fix the bug.", lambda t: None, DiagnosisSection(), max_chars)
+    return fitted_prompt("t1", evidence, lambda t: "Fix the bug.", lambda t: None, DiagnosisSection(),
+                         max_chars=max_chars)[1]
 
 
 def test_without_a_known_window_nothing_is_cut(tmp_path):
