@@ -19,11 +19,8 @@ class Trajectory:
 
     def __init__(self, instance_id: str, out_dir: Path):
         self.path = Path(out_dir) / "trajectory.json"
-        self.data = {
-            "instance_id": instance_id, "exit_status": None, "messages": [], "steps": [],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "cost_usd": 0.0},
-            "error": None,
-        }  # fmt: skip
+        self.data = {"instance_id": instance_id, "exit_status": None, "messages": [], "steps": [], "error": None,
+                     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "cost_usd": 0.0}}
 
     def add_usage(self, usage: dict) -> None:
         total = self.data["usage"]
@@ -113,8 +110,8 @@ def run(task: dict, repo: Path, out_dir: Path, client, model: str, tool_mode: st
         for call_id, name, arguments in actions:
             step_started = time.monotonic()
             observation = tools.run_tool(repo, name, arguments)
-            readable = not isinstance(arguments, str) or text_protocol.is_json_object(arguments)
-            trajectory.add_step(name, arguments, observation, None if readable else "format_error", step_started)
+            unreadable = observation.startswith(f"Error: arguments of {name}")  # weak models send broken JSON
+            trajectory.add_step(name, arguments, observation, "format_error" if unreadable else None, step_started)
             if call_id is None:
                 messages.append({"role": "user", "content": f"Output of {name}:\n{observation}"})
             else:

@@ -31,13 +31,6 @@ def parse_action(text: str, tool_names: list[str]) -> tuple[str, dict] | None:
     return None
 
 
-def is_json_object(text: str) -> bool:  # weak models send broken or truncated tool-call arguments
-    try:
-        return isinstance(json.loads(text or "{}"), dict)
-    except json.JSONDecodeError:
-        return False
-
-
 def instructions(schemas: list[dict]) -> str:
     template = Template((Path(__file__).parent / "prompts" / "text_protocol.md").read_text())
     listing = "\n".join(f"- {s['name']}: {json.dumps(s)}" for s in schemas)
