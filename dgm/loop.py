@@ -90,7 +90,8 @@ class DarwinGodelMachine:
         self.ctx = ctx
         self.cfg = ctx.config
         self.store = ctx.store
-        self.executor = ctx.executor or InProcessExecutor(Workplace(ctx.policy, ctx.benchmark), self.cfg.run.max_concurrency)
+        self.executor = ctx.executor or InProcessExecutor(Workplace(ctx.policy, ctx.benchmark),
+                                                          self.cfg.run.max_concurrency)
         self._checkout_lock = threading.Lock()
 
     # -- Algorithm 1 -------------------------------------------------------------------------
