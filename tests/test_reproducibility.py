@@ -34,6 +34,9 @@ class NoModel:
     def context(self, *args):
         return args
 
+    def prompt_chars(self, alias, answers=1):
+        return None  # no known context window: prompts are not trimmed
+
     def chat(self, context):
         def refuse(messages):
             raise RuntimeError("no model in this test")
