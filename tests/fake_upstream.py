@@ -37,6 +37,11 @@ def hang(seconds: float = 5.0) -> Reply:
     return Reply("hang", dict(seconds=seconds))
 
 
+def slow(seconds: float, content: str = "hello") -> Reply:
+    """An answer that takes `seconds` to come (a call still in flight when something else happens)."""
+    return Reply("slow", dict(seconds=seconds, content=content))
+
+
 def truncated() -> Reply:
     return Reply("truncated")
 
@@ -200,6 +205,9 @@ class FakeUpstream:
                     body = p["body"] if p["body"] is not None else {"error": {"message": f"fake error {p['code']}"}}
                     headers = {"Retry-After": p["retry_after"]} if p["retry_after"] is not None else {}
                     self._send(p["code"], json.dumps(body).encode(), headers)
+                elif reply.kind == "slow":
+                    time.sleep(p["seconds"])
+                    self._send(200, json.dumps(fake.completion(ok(p["content"]))).encode())
                 elif reply.kind == "hang":
                     deadline = time.monotonic() + p["seconds"]
                     while time.monotonic() < deadline and not fake._stop.is_set():

@@ -8,6 +8,7 @@ import io
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,26 @@ def test_a_retried_job_gets_the_answers_it_already_paid_for_from_the_record(upst
         assert [a.choices[0].message.content for a in again[:2]] == [f.choices[0].message.content for f in first]
         assert len(upstream.chat_requests) == 3  # only the third sample is new
         assert gateway.stats.cache_hits == 2
+
+
+def test_a_call_in_flight_when_its_worker_died_is_paid_once(upstream, tmp_path):
+    """The worker died while its call was upstream; the job's retry asks the same sample before the
+    first answer is back: it waits for that answer instead of paying for a second one."""
+    upstream.script(fu.slow(1.5, "the only answer"), fu.ok("a second, paid answer"))
+    messages = [{"role": "user", "content": "same question"}]
+    with _gateway(upstream, tmp_path) as gateway:
+        token = gateway.issue_token(_context())
+        with ThreadPoolExecutor(1) as dead_worker:
+            orphan = dead_worker.submit(gateway.client(token, max_retries=0).chat.completions.create,
+                                        model="self_modify", messages=messages, max_tokens=16)
+            time.sleep(0.5)  # the first call is upstream now
+            gateway.restart_samples(token)
+            retry = gateway.client(token, max_retries=0).chat.completions.create(
+                model="self_modify", messages=messages, max_tokens=16)
+            assert orphan.result().choices[0].message.content == "the only answer"
+        assert retry.choices[0].message.content == "the only answer"
+        assert gateway.stats.upstream_calls == 1 and gateway.stats.cache_hits == 1
+    assert len(upstream.chat_requests) == 1
 
 
 def test_without_restart_a_repeated_request_is_a_new_sample(upstream, tmp_path):

@@ -42,6 +42,7 @@ import socket
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -175,6 +176,7 @@ class Gateway:
         self._grants: dict[str, _Grant] = {}
         self._refusals: dict[CallContext, BudgetExceeded] = {}
         self._samples = SampleCounter()
+        self._flights: dict[str, Future] = {}  # cache key -> the upstream call answering it
         self._stats = GatewayStats()
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -415,26 +417,61 @@ class Gateway:
                     status=404,
                     code="replay_miss",
                 )
-            self.budgets.check(ctx)
-            self._count(upstream_calls=1)
+            first, flight = self._join_flight(key)
+            if not first:  # this very call is on its way upstream for a job that died: share its answer
+                response = flight.result()
+                answered = True
+                self._count(cache_hits=1)
+                self._meter(ctx, route.model, response, 0.0, True, started)
+                return response
             try:
-                response = route.upstream.complete(request, ctx)
-            except UpstreamError as exc:
-                # The server refused this very request (prompt too long, tools not supported): it
-                # would refuse it again, so a replay must see the same refusal, not a replay miss.
-                if exc.status == 400:
-                    self._store(key, request, index, error_body(exc.status, exc.code, self._redact(str(exc))), scope)
+                response = self._ask_upstream(ctx, route, request, key, index, scope, started)
+                flight.set_result(response)
+            except BaseException as exc:
+                flight.set_exception(exc)
                 raise
+            finally:
+                self._land_flight(key)
             answered = True
-            prompt, completion, cached_tokens = _usage_numbers(response)
-            cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
-            self.budgets.charge(ctx, cost)
-            self._store(key, request, index, response, scope)
-            self._meter(ctx, route.model, response, cost, False, started)
             return response
         finally:
             if not answered:
                 self._samples.release(scope, fingerprint, index)
+
+    def _ask_upstream(self, ctx: CallContext, route: Route, request: dict, key: str, index: int, scope: str,
+                      started: float) -> dict:
+        self.budgets.check(ctx)
+        self._count(upstream_calls=1)
+        try:
+            response = route.upstream.complete(request, ctx)
+        except UpstreamError as exc:
+            # The server refused this very request (prompt too long, tools not supported): it
+            # would refuse it again, so a replay must see the same refusal, not a replay miss.
+            if exc.status == 400:
+                self._store(key, request, index, error_body(exc.status, exc.code, self._redact(str(exc))), scope)
+            raise
+        prompt, completion, cached_tokens = _usage_numbers(response)
+        cost = 0.0 if route.is_scripted else self.prices.cost(route.model, prompt, completion, cached_tokens)
+        self.budgets.charge(ctx, cost)
+        self._store(key, request, index, response, scope)
+        self._meter(ctx, route.model, response, cost, False, started)
+        return response
+
+    def _join_flight(self, key: str) -> tuple[bool, Future]:
+        """(True, a new flight) for the first caller of `key`; (False, its flight) for a caller that
+        asks the same sample while it is still upstream. That happens when a job's worker dies with a
+        call in flight and the job, run again elsewhere, asks it again (restart_samples): one payment."""
+        with self._lock:
+            if key and key in self._flights:
+                return False, self._flights[key]
+            flight: Future = Future()
+            if key:
+                self._flights[key] = flight
+            return True, flight
+
+    def _land_flight(self, key: str) -> None:
+        with self._lock:
+            self._flights.pop(key, None)
 
     def _store(self, key: str, request: dict, index: int, response: dict, scope: str) -> None:
         if not self.cache:
