@@ -13,7 +13,8 @@ which unpacks them into the run directory. Nothing on a worker writes the run st
 Failures: a job whose worker or node dies is run again (up to `ray.max_retries` times), on any node
 that is still alive. Before the retry the gateway forgets the sample indices of the job's token, so
 the retry's requests line up with the answers already recorded and are served from the gateway's
-cache: a call that succeeded is never paid twice. A job past its deadline is cancelled by killing
+cache: a call that succeeded is never paid twice, and one still upstream when the worker died is
+shared with the retry that asks it again (the gateway's in-flight calls). A job past its deadline is cancelled by killing
 its worker process, and its sandbox dies with it (sandboxes die with their owner).
 """
 
