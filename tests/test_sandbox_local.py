@@ -27,11 +27,15 @@ def local_sb(tmp_path):
         yield sb
 
 
-def test_warns_loudly(tmp_path, caplog):
+def test_warns_loudly_once_per_process(tmp_path, caplog, monkeypatch):
+    import dgm.sandbox.local
+
+    monkeypatch.setattr(dgm.sandbox.local, "_warned", False)  # as in a fresh process
     with caplog.at_level(logging.WARNING):
-        with open_sandbox("local", SandboxSpec(limits=SMALL_LIMITS)):
-            pass
-    assert "does NOT isolate" in caplog.text
+        for _ in range(3):
+            with open_sandbox("local", SandboxSpec(limits=SMALL_LIMITS)):
+                pass
+    assert caplog.text.count("does NOT isolate") == 1
 
 
 def test_inside_paths_are_translated(local_sb):

@@ -38,14 +38,17 @@ _warned = False
 
 
 def warn_no_isolation() -> None:
+    """Once per process: a validation opens hundreds of local sandboxes, one warning says it all."""
     global _warned
+    if _warned:
+        return
+    _warned = True
     message = ("dgm: the LOCAL sandbox backend does NOT isolate: commands run as you, with your network, "
                "files and processes visible. Use it only for trusted code or debugging.")
     log.warning(message)
     # Without handlers the message already reached stderr (logging's last resort); with handlers
-    # it may only reach a log file, so say it on stderr too, once per process.
-    if not _warned and logging.getLogger().hasHandlers():
-        _warned = True
+    # it may only reach a log file, so say it on stderr too.
+    if logging.getLogger().hasHandlers():
         print(f"WARNING: {message}", file=sys.stderr)
 
 
