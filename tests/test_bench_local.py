@@ -102,6 +102,16 @@ def test_strip_handles_setup_cfg_pytest_section():
     assert dropped == ["setup.cfg"] and "pkg/a.py" in kept and "setup.cfg" not in kept
 
 
+def test_strip_keeps_library_code_in_a_testing_package():
+    """sympy/testing/pytest.py is sympy's code (its test helpers), not a test: an edit to it stays."""
+    def diff(path):
+        return f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+
+    library, test = "sympy/testing/pytest.py", "sympy/testing/tests/test_pytest.py"
+    kept, dropped = strip_test_changes(diff(library) + diff(test) + diff("numpy/testing/test_utils.py"))
+    assert dropped == [test, "numpy/testing/test_utils.py"] and library in kept
+
+
 def test_binary_patch_applies(bench, backend, tmp_path):
     def edit(repo):
         (repo / "structs" / "blob.bin").write_bytes(bytes(range(256)) * 4)

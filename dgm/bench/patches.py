@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-TEST_DIRS = {"tests", "test", "testing"}
+# Not "testing": numpy/testing and sympy/testing are library code; their test files still match by name.
+TEST_DIRS = {"tests", "test"}
 TEST_CONFIG_FILES = {"conftest.py", "pytest.ini", "tox.ini", "noxfile.py"}
 # Shared config files only count as test config when the diff touches a pytest section.
 MIXED_CONFIG_FILES = {"setup.cfg", "pyproject.toml"}
