@@ -263,3 +263,11 @@ def test_a_node_budget_hit_ends_that_child_without_a_score_and_the_run_goes_on(t
         assert child.error.startswith("node budget exhausted: node " + child.node_id)
         assert store.task_results(child.node_id) == []
     assert sorted(refused_calls(store)) == sorted((c.node_id, "task", TASKS[2]) for c in children)
+    store.close()
+    paid = len(task_model.chat_requests)
+
+    # A replay pays $0 but counts what the recorded run paid per answer: it meets the same refusals.
+    replay = subprocess.run([sys.executable, "-m", "dgm", "replay", str(run.run_dir), "--out", str(tmp_path / "replay")],
+                            cwd=REPO, env=run.env, capture_output=True, text=True, timeout=600)
+    assert replay.returncode == 0 and "identical: every node" in replay.stdout, replay.stdout + replay.stderr
+    assert len(task_model.chat_requests) == paid  # the replay asked the paid model nothing

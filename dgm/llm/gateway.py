@@ -396,20 +396,25 @@ class Gateway:
         index = self._samples.reserve(scope, fingerprint)
         answered = False
         try:
+            replaying = self.cache is not None and self.cache.mode == "replay"
+            if replaying:  # the recorded run checked its budgets here, before asking upstream
+                self.budgets.check(ctx)
             key = self.cache.key(request, index, scope) if self.cache else ""
             cached = self.cache.get(key) if self.cache else None
             if cached is not None and "error" in cached:
                 # A recorded refusal (see below): a replay sees it again; a live run asks again.
-                if self.cache.mode == "replay":
+                if replaying:
                     self._count(cache_hits=1)
                     raise _recorded_refusal(cached)
                 cached = None
             if cached is not None:
+                if replaying:
+                    self._spend_as_recorded(ctx, route, cached)
                 answered = True
                 self._count(cache_hits=1)
                 self._meter(ctx, route.model, cached, 0.0, True, started)
                 return cached
-            if self.cache and self.cache.mode == "replay":
+            if replaying:
                 self._count(replay_misses=1)
                 raise GatewayError(
                     f"replay mode: no cached answer for this request (model {route.model}, sample {index}, "
@@ -456,6 +461,12 @@ class Gateway:
         self._store(key, request, index, response, scope)
         self._meter(ctx, route.model, response, cost, False, started)
         return response
+
+    def _spend_as_recorded(self, ctx: CallContext, route: Route, recorded: dict) -> None:
+        """A replay pays nothing, but its budgets count what the recorded run paid for each answer, so
+        it meets the same budget refusals at the same calls (and stops where the recorded run stopped)."""
+        if not route.is_scripted:
+            self.budgets.charge(ctx, self.prices.cost(route.model, *_usage_numbers(recorded)))
 
     def _join_flight(self, key: str) -> tuple[bool, Future]:
         """(True, a new flight) for the first caller of `key`; (False, its flight) for a caller that
