@@ -362,7 +362,10 @@ def test_cache_hits_and_replay(make_gateway, upstream, tmp_path):
     client = client_for(replay)
     assert [ask(client).choices[0].message.content for _ in range(2)] == ["first", "second"]
     hit = replay.sink.records[-1]
-    assert hit.cache_hit and hit.cost_usd == 0 and hit.prompt_tokens == 10 and replay.budgets.spent_run == 0
+    assert hit.cache_hit and hit.cost_usd == 0 and hit.prompt_tokens == 10
+    # It pays nothing, but its budgets count what the recorded answers cost (same refusals, same stops).
+    paid = [r.cost_usd for r in gw.sink.records if r.context.attempt_id == "a1" and r.error is None]
+    assert replay.budgets.spent_run == pytest.approx(sum(paid)) and sum(paid) > 0
     with pytest.raises(openai.NotFoundError) as err:
         ask(client)  # a third sample was never recorded
     assert err.value.code == "replay_miss"
