@@ -64,8 +64,8 @@ def _table(report: dict) -> None:
     first = report["summary"][0]
     table = Table(title=f"Simulated search: {first['seeds']} seeds per method, budget {first['budget']} task "
                         f"evaluations, target true rate {first['target']:.2f} (synthetic world, no model)")
-    for column in ("method", "reached target", "evals to target (median, 95% CI)", "best true rate (mean, 95% CI)",
-                   "children (mean)"):
+    table.add_column("method", no_wrap=True)
+    for column in ("reached", "evals to target: median [95% CI]", "best true rate: mean [95% CI]", "children"):
         table.add_column(column)
     text = lambda x: "not reached" if x is None else f"{x:.0f}"
     for s in report["summary"]:
