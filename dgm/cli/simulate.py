@@ -65,18 +65,23 @@ def _table(report: dict) -> None:
     table = Table(title=f"Simulated search: {first['seeds']} seeds per method, budget {first['budget']} task "
                         f"evaluations, target true rate {first['target']:.2f} (synthetic world, no model)")
     table.add_column("method", no_wrap=True)
-    for column in ("reached", "evals to target: median [95% CI]", "best true rate: mean [95% CI]", "children"):
+    for column in ("reached", "evals to target: median [95% CI]", "best true rate: mean [95% CI]",
+                   "handed-in true rate: mean [95% CI]", "children"):
         table.add_column(column)
     text = lambda x: "not reached" if x is None else f"{x:.0f}"
     for s in report["summary"]:
         low, high = s["evals_to_target_ci95"]
         best_low, best_high = s["best_rate_ci95"]
+        handed_low, handed_high = s["handed_in_rate_ci95"]
         table.add_row(s["method"], f"{s['reached']}/{s['seeds']}",
                       f"{text(s['evals_to_target_median'])} [{text(low)}, {text(high)}]",
-                      f"{s['best_rate_mean']:.3f} [{best_low:.3f}, {best_high:.3f}]", f"{s['children_mean']:.1f}")
+                      f"{s['best_rate_mean']:.3f} [{best_low:.3f}, {best_high:.3f}]",
+                      f"{s['handed_in_rate_mean']:.3f} [{handed_low:.3f}, {handed_high:.3f}]", f"{s['children_mean']:.1f}")
     console = Console()
     console.print(table)
     console.print(f"admission: {report['admission']['method']}; evaluations to target of a seed that never reached it "
-                  "count as infinite; intervals: percentile bootstrap over seeds")
+                  "count as infinite; best = best true rate of any admitted evaluated agent (oracle view); handed-in = "
+                  "true rate of the admitted agent with the highest Wilson lower bound; intervals: percentile "
+                  "bootstrap over seeds")
     if report.get("figure"):
         console.print(f"figure: {report['figure']}")
