@@ -278,10 +278,12 @@ class DarwinGodelMachine:
     def judge(self, node: Node, results: list[TaskResult]) -> Verdict:
         """Sets node.admitted by the configured rule (dgm/admission.py) and returns the verdict."""
         rule = AdmissionRule(self.cfg.admission.method, self.cfg.admission.leeway, self.cfg.admission.alpha)
-        parent = self.store.task_results(node.parent_id) if node.parent_id else None
-        verdict = admit(rule, compiled=node.compiled, score=node.score,
-                        initial_score=self.store.node(INITIAL).score if node.node_id != INITIAL else None,
-                        child=resolved_map(results), parent=None if parent is None else resolved_map(parent))
+        initial = self.store.node(INITIAL).score if rule.method == "keep_better" else None  # read what the rule needs
+        parent = None
+        if rule.method == "paired_test" and node.parent_id:
+            parent = resolved_map(self.store.task_results(node.parent_id))
+        verdict = admit(rule, compiled=node.compiled, score=node.score, initial_score=initial,
+                        child=resolved_map(results), parent=parent)
         node.admitted = verdict.admitted
         return verdict
 
