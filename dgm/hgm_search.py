@@ -45,6 +45,9 @@ class HGMSearch:
                 return stop
             if self.machine._generation_done(step):
                 continue
+            if self.store.attempt_finished(f"{step}:0"):  # published before a crash: only the step's end is missing
+                self.store.finish_generation(step)
+                continue
             action = self.decide(step)
             if action is None:
                 return "hgm: every node is evaluated on every task and none can be expanded"

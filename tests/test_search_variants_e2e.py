@@ -83,3 +83,30 @@ def test_paired_quickstart_records_the_test_and_follows_it(tmp_path):
         if node.compiled:
             assert event["p_value"] == pytest.approx(expected.p_value)
             assert "McNemar" in event["reason"]
+
+
+def test_hgm_killed_while_publishing_a_step_resumes_to_the_same_tree(tmp_path):
+    """kill -9 at the worst moment of step 2 (its files published, no DB row), then --resume: the same
+    decisions and the same nodes and task results as an uninterrupted run, nothing duplicated."""
+    import os
+    import signal
+
+    overrides = ("--set", "loop.generations=4", "--set", "selection.hgm.max_task_evals=2")
+    _, reference, ref_events = _run("experiments/quickstart-hgm.yaml", tmp_path / "reference", *overrides)
+    tasks = load_benchmark("local").subsets()["small"][:4]
+    archive = tmp_path / "killed"
+    args = [sys.executable, "-m", "dgm.run", "experiments/quickstart-hgm.yaml", "--set", f"run.archive_dir={archive}",
+            "--set", f"evaluation.stages=[{{tasks: {json.dumps(tasks)}}}]", *overrides]
+    killed = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "DGM_TEST_KILL_AT": "publish:2:0"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    (run_dir,) = [p for p in archive.iterdir() if (p / "run.db").exists()]
+    resumed = subprocess.run([sys.executable, "-m", "dgm.run", "--resume", str(run_dir)], cwd=REPO,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    store = RunStore.open(run_dir, read_only=True)
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    decisions = lambda evs: [(e["step"], e["action"], e["node"]) for e in evs if e["event"] == "hgm_step"]
+    assert sorted(set(decisions(events))) == decisions(ref_events)  # step 2 was decided twice, the same way
+    outcomes = lambda s: {n.node_id: [(r.task_id, r.outcome) for r in s.task_results(n.node_id)] for n in s.nodes()}
+    assert outcomes(store) == outcomes(reference)
