@@ -47,7 +47,8 @@ def test_hgm_quickstart_expands_and_evaluates_one_task_at_a_time(tmp_path):
         assert [r.task_id for r in results] == chosen
         assert node.tasks_evaluated == len(chosen)
         if chosen:
-            assert node.status == "evaluated" and node.score == sum(r.outcome == "resolved" for r in results) / len(results)
+            solved = sum(r.outcome == "resolved" for r in results)
+            assert node.status == "evaluated" and node.score == solved / len(results)
             assert (run_dir / "nodes" / node.node_id / "tasks" / chosen[0] / "trajectory.json").exists()
     # Each expansion's posterior counts are the clade's pooled outcomes as the store held them.
     last_expand = [s for s in steps if s["action"] == "expand"][-1]

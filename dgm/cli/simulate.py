@@ -14,7 +14,8 @@ from dgm.cli import add_command
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "simulate", _simulate,
-                    "Simulate archive dynamics (true solve rates, heritable drift, Bernoulli task outcomes) through the "
+                    "Simulate archive dynamics (true solve rates, heritable drift, Bernoulli task outcomes) through "
+                    "the "
                     "loop's own selection, admission and evaluation-scheduling code; report, per method, evaluations "
                     "to reach a target true rate and the best true rate at the budget, with 95% intervals over seeds.",
                     "dgm simulate --method score_child_prop,hgm,best,random --seeds 20 --budget 3000 "
@@ -41,7 +42,8 @@ def _simulate(args) -> int:
     problems = [f"--seeds must be >= 1 (got {args.seeds})"] * (args.seeds < 1)
     problems += [f"--budget must be >= 1 (got {args.budget})"] * (args.budget < 1)
     problems += [f"--target must be in (0, 1) (got {args.target})"] * (not 0 < args.target < 1)
-    problems += [f"--admission: unknown {args.admission!r} ({', '.join(ADMISSIONS)})"] * (args.admission not in ADMISSIONS)
+    if args.admission not in ADMISSIONS:
+        problems.append(f"--admission: unknown {args.admission!r} ({', '.join(ADMISSIONS)})")
     if problems:
         print(f"dgm simulate: {problems[0]}", file=sys.stderr)
         return 2
@@ -76,7 +78,8 @@ def _table(report: dict) -> None:
         table.add_row(s["method"], f"{s['reached']}/{s['seeds']}",
                       f"{text(s['evals_to_target_median'])} [{text(low)}, {text(high)}]",
                       f"{s['best_rate_mean']:.3f} [{best_low:.3f}, {best_high:.3f}]",
-                      f"{s['handed_in_rate_mean']:.3f} [{handed_low:.3f}, {handed_high:.3f}]", f"{s['children_mean']:.1f}")
+                      f"{s['handed_in_rate_mean']:.3f} [{handed_low:.3f}, {handed_high:.3f}]",
+                      f"{s['children_mean']:.1f}")
     console = Console()
     console.print(table)
     console.print(f"admission: {report['admission']['method']}; evaluations to target of a seed that never reached it "
