@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dgm.llm.pricing import PriceTable, UnknownPrice
 
-SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest")
+SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest", "hgm")
 TIMEOUT_MARGIN_S = 300.0  # covers an agent's last step past its own limit: one LLM call and a tool run
 
 
@@ -59,11 +59,29 @@ class LoopSection(Strict):
     target_score: float | None = Field(None, gt=0, le=1)
 
 
+class HGMSection(Strict):
+    """`selection.method: hgm`, the Huxley-Gödel Machine's policy (dgm/hgm.py; official defaults)."""
+
+    alpha: float = Field(0.6, gt=0, le=1, description="expand while (task evaluations)^alpha >= children in the tree")
+    max_task_evals: int | None = Field(None, ge=1, description="the search stops after this many task evaluations "
+                                       "(the initial agent's own evaluation not counted); the cooling budget B")
+    cool_down: bool = Field(False, description="sharpen the posteriors as the budget runs out: "
+                            "tau = (B / (B - N))^cooling_beta (needs max_task_evals)")
+    cooling_beta: float = Field(1.0, gt=0, description="exponent of the cooling schedule")
+
+    @model_validator(mode="after")
+    def _cooling_needs_a_budget(self) -> "HGMSection":
+        if self.cool_down and self.max_task_evals is None:
+            raise ValueError("cool_down needs max_task_evals (the budget B the temperature is scheduled on)")
+        return self
+
+
 class SelectionSection(Strict):
-    method: Literal["score_child_prop", "score_prop", "random", "best", "latest"] = "score_child_prop"
+    method: Literal["score_child_prop", "score_prop", "random", "best", "latest", "hgm"] = "score_child_prop"
     sharpness: float = Field(10.0, gt=0, description="lambda in sigmoid(lambda * (score - midpoint))")
     midpoint: float = Field(0.5, ge=0, le=1, description="alpha_0")
     exclude_perfect: bool = Field(False, description="paper rule: nodes with score 1.0 are not eligible")
+    hgm: HGMSection = HGMSection()
 
 
 class EntriesSection(Strict):
@@ -128,8 +146,10 @@ class EvaluationSection(Strict):
 
 
 class AdmissionSection(Strict):
-    method: Literal["keep_all", "keep_better"] = "keep_all"
+    method: Literal["keep_all", "keep_better", "paired_test"] = "keep_all"
     leeway: float = Field(0.1, ge=0, le=1, description="keep_better: admit if score >= initial - leeway")
+    alpha: float = Field(0.05, gt=0, lt=1, description="paired_test: refuse a child significantly worse than its "
+                         "parent on their shared tasks (one-sided exact McNemar p < alpha)")
 
 
 class SandboxSection(Strict):

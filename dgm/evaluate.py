@@ -33,7 +33,7 @@ from pathlib import Path
 
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
-from dgm.config import AgentLimits, EvaluationSection, harness_timeout
+from dgm.config import AgentLimits, EvaluationSection, Stage, harness_timeout
 from dgm.executor import Executor, InProcessExecutor, Job, Workplace
 from dgm.executor.jobs import JOB_GRACE_S
 from dgm.llm.budget import BudgetExceeded
@@ -102,6 +102,14 @@ def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[st
     return stages
 
 
+def stage_may_enter(stage: Stage, score_so_far: float, second_best: float | None) -> bool:
+    """The staged-evaluation rule (also driven by dgm/simulate.py): the score over the previous stages
+    must reach the stage's threshold and, if it asks, the second-best fully evaluated archive score."""
+    if score_so_far < stage.threshold:
+        return False
+    return not (stage.require_second_best and second_best is not None and score_so_far < second_best)
+
+
 class Evaluator:
     def __init__(self, *, benchmark: Benchmark, policy: SandboxPolicy, llm: LLMAccess, cfg: EvaluationSection,
                  limits: AgentLimits, progress: Progress | None = None, executor: Executor | None = None):
@@ -134,10 +142,7 @@ class Evaluator:
 
     # -- the staged procedure ---------------------------------------------------------------
     def may_enter(self, stage_index: int, so_far: StageScore, second_best: float | None) -> bool:
-        stage = self.cfg.stages[stage_index]
-        if so_far.score < stage.threshold:
-            return False
-        return not (stage.require_second_best and second_best is not None and so_far.score < second_best)
+        return stage_may_enter(self.cfg.stages[stage_index], so_far.score, second_best)
 
     def evaluate(self, agent_dir: Path, node_id: str, attempt_id: str, out_dir: Path, *,
                  second_best: float | None = None, all_stages: bool = False, workers: int | None = None) -> Evaluation:

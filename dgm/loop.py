@@ -9,7 +9,12 @@
             child     <- parent rewrites a copy of itself          (improve.py)
             compiled  <- child's own tests pass                    (agent_run.py)
             scores    <- staged benchmark evaluation of the child  (evaluate.py, tasks in parallel)
-            admit child if compiled (keep_all) or good enough (keep_better)
+            admit child if compiled (keep_all), good enough (keep_better) or
+                  not significantly worse than its parent (paired_test)      (admission.py)
+
+With `selection.method: hgm` the same steps serve the Huxley-Gödel Machine's decoupled policy
+instead of generations (dgm/hgm_search.py): each step either expands a node (the steps above up to
+"compiled": the child enters the tree unevaluated) or evaluates one node on one more task.
 
 Beside our `compiled`, every evaluated node records the official code's rule (`paper_compiled`:
 resolved + unresolved > 0 and as many submitted task runs as stage 1 has) so the paper's counts of
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dgm.admission import AdmissionRule, Verdict, admit
 from dgm.agent_run import SandboxPolicy
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
@@ -51,6 +57,7 @@ from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_co
 from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
 from dgm.executor import Executor, InProcessExecutor, Workplace
 from dgm.executor.jobs import own_tests_job, self_modify_job
+from dgm.hgm_search import HGMSearch
 from dgm.improve import build_child, problem_statement
 from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
@@ -63,6 +70,7 @@ from dgm.textutil import read_json
 
 INITIAL = "initial"
 BUDGET_EXHAUSTED = "budget_exhausted"  # node status, paused-attempt status and stop-reason prefix
+UNEVALUATED = "unevaluated"  # node status of an HGM child whose tasks are still to come
 
 
 def node_id_for(generation: int, slot: int) -> str:
@@ -97,8 +105,9 @@ class DarwinGodelMachine:
     # -- Algorithm 1 -------------------------------------------------------------------------
     def run(self) -> str:
         self.store.cleanup_orphans()
+        search = HGMSearch(self).run if self.cfg.selection_method == "hgm" else self._generations
         try:
-            reason = self._generations()
+            reason = search()
         except BudgetExceeded as exc:  # an attempt was paused: the generation stays unfinished
             reason = self._budget_stop(exc)
         self.store.events.append("stop", reason=reason)
@@ -165,7 +174,8 @@ class DarwinGodelMachine:
                                  weights=weights, parents=parents)
         return parents
 
-    def create_child(self, generation: int, slot: int, parent_id: str) -> None:
+    def create_child(self, generation: int, slot: int, parent_id: str, evaluate: bool = True) -> None:
+        """`evaluate=False` (HGM): the child is built and its own tests run; its tasks come later."""
         attempt_id = f"{generation}:{slot}"
         if self.store.attempt_finished(attempt_id):
             return
@@ -176,7 +186,7 @@ class DarwinGodelMachine:
         results: list[TaskResult] = []
         child_dir = None
         try:
-            child_dir, results = self._attempt(node, work)
+            child_dir, results = self._attempt(node, work, evaluate)
         except BudgetExceeded as exc:
             if exc.scope == "run":
                 self._pause(attempt_id, node_id, exc)
@@ -193,7 +203,7 @@ class DarwinGodelMachine:
                         + (", admitted" if node.admitted else ""))
         shutil.rmtree(self.store.run_dir / "checkouts" / f"child-{node_id}", ignore_errors=True)
 
-    def _attempt(self, node: Node, work: Path) -> tuple[Path | None, list[TaskResult]]:
+    def _attempt(self, node: Node, work: Path, evaluate: bool = True) -> tuple[Path | None, list[TaskResult]]:
         rng = self._rng("attempt", node.generation, int(node.attempt_id.split(":")[1]))
         parent_dir = self.checkout(node.parent_id)
         evidence = self._evidence(node.parent_id, parent_dir)
@@ -235,6 +245,9 @@ class DarwinGodelMachine:
             node.status = "not_compiled"
             node.error = "own tests timed out" if tests.timed_out else f"own tests failed (exit {tests.exit_code})"
             return child_dir, []  # not evaluated, so the paper's rule cannot be applied: paper_compiled stays None
+        if not evaluate:
+            self._admit_unevaluated(node)
+            return child_dir, []
 
         evaluation = self.ctx.evaluator.evaluate(child_dir, node.node_id, node.attempt_id, work,
                                                  second_best=self._second_best_full_score())
@@ -250,15 +263,29 @@ class DarwinGodelMachine:
         node.status = "evaluated" if node.compiled else "not_compiled"
         if not node.compiled:
             node.error = "no non-empty patch on the first evaluation stage"
-        if self.cfg.admission.method == "keep_all":
-            node.admitted = node.compiled
-        else:
-            initial = self.store.node(INITIAL).score or 0.0
-            # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
-            node.admitted = node.compiled and (node.score or 0.0) >= initial - self.cfg.admission.leeway - 1e-9
+        verdict = self.judge(node, evaluation.results)
         self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
                                  compiled=node.compiled, paper_compiled=node.paper_compiled, score=node.score,
-                                 admitted=node.admitted)
+                                 admitted=node.admitted, reason=verdict.reason, p_value=verdict.p_value)
+
+    def _admit_unevaluated(self, node: Node) -> None:
+        """HGM's child: its own tests pass; admission is judged now and again after each of its evaluations."""
+        node.status, node.compiled = UNEVALUATED, True
+        verdict = self.judge(node, [])
+        self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
+                                 compiled=True, score=None, admitted=node.admitted, reason=verdict.reason)
+
+    def judge(self, node: Node, results: list[TaskResult]) -> Verdict:
+        """Sets node.admitted by the configured rule (dgm/admission.py) and returns the verdict."""
+        rule = AdmissionRule(self.cfg.admission.method, self.cfg.admission.leeway, self.cfg.admission.alpha)
+        initial = self.store.node(INITIAL).score if rule.method == "keep_better" else None  # read what the rule needs
+        parent = None
+        if rule.method == "paired_test" and node.parent_id:
+            parent = resolved_map(self.store.task_results(node.parent_id))
+        verdict = admit(rule, compiled=node.compiled, score=node.score, initial_score=initial,
+                        child=resolved_map(results), parent=parent)
+        node.admitted = verdict.admitted
+        return verdict
 
     # -- budgets -------------------------------------------------------------------------------
     def _pause(self, attempt_id: str, node_id: str, exc: BudgetExceeded) -> None:
@@ -365,6 +392,12 @@ class DarwinGodelMachine:
             return "not evaluated"
         s = node.stages[-1]
         return f"{s.resolved}/{s.total} resolved ({s.score:.0%})"
+
+
+def resolved_map(results: list[TaskResult]) -> dict[str, bool]:
+    """{task (and repeat index): resolved}, the form the paired admission test compares."""
+    return {r.task_id if r.eval_index == 0 else f"{r.task_id}#{r.eval_index}": r.outcome == "resolved"
+            for r in results}
 
 
 def _made_patch(work: Path, result: TaskResult) -> bool:

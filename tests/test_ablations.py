@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
 
 import dgm.executor.jobs
@@ -21,6 +23,8 @@ from dgm.agent_run import SandboxPolicy
 from dgm.bench import load_benchmark
 from dgm.config import Config
 from dgm.evaluate import Evaluation, Evaluator
+from dgm.hgm import next_action
+from dgm.hgm_search import HGMSearch
 from dgm.loop import DarwinGodelMachine, RunContext, load_cached_evaluation
 from dgm.run import runtime
 from dgm.store import Node, RunStore, StageScore, TaskResult
@@ -173,6 +177,37 @@ def test_keep_all_admits_every_compiling_child_and_no_other(tmp_path):
     dgm_._admit(silent, evaluation, tmp_path / "b")
     assert (compiles.status, compiles.admitted) == ("evaluated", True)
     assert (silent.status, silent.admitted) == ("not_compiled", False)
+
+
+@pytest.mark.parametrize(("alpha", "admitted"), [(0.05, True), (0.1, False)])
+def test_paired_test_refuses_a_child_significantly_worse_than_its_parent(tmp_path, alpha, admitted):
+    # The parent solved all 4 shared tasks, the child none: one-sided McNemar p = 1/16.
+    dgm_ = machine(tmp_path, [("initial", None, 1.0)], admission={"method": "paired_test", "alpha": alpha})
+    work = tmp_path / "work"
+    for t in TASKS:
+        (work / "tasks" / t).mkdir(parents=True)
+        (work / "tasks" / t / "model_patch.diff").write_text("diff --git a/x b/x\n")
+    evaluation = Evaluation([StageScore(1, 0, len(TASKS))], [TaskResult(t, 1, "unresolved", 1.0) for t in TASKS])
+    node = Node("g001s0", "initial", 1, "1:0", "failed", False, False)
+    dgm_._admit(node, evaluation, work)
+    assert (node.compiled, node.admitted) == (True, admitted)
+    event = [json.loads(line) for line in (dgm_.store.run_dir / "events.jsonl").read_text().splitlines()][-1]
+    assert event["event"] == "admission" and event["p_value"] == pytest.approx(1 / 16)
+
+
+def test_hgm_reads_its_tree_from_the_store_and_decides_under_the_step_seed(tmp_path):
+    dgm_ = machine(tmp_path, ARCHIVE, selection={"method": "hgm"})
+    dgm_.ctx.evaluator = SimpleNamespace(stage_tasks=[TASKS])  # HGMSearch reads only the task pool from it
+    search = HGMSearch(dgm_)
+    tree = {t.node_id: t for t in search.tree()}
+    assert set(tree) == {"initial", "g001s0", "g001s1", "g002s0"}  # g002s1 did not compile: not in the tree
+    assert (tree["g001s0"].successes, tree["g001s0"].failures, tree["g001s0"].untried_tasks) == (3, 1, 0)
+    assert search.evaluations() == 12  # the children's results; the initial agent's own evaluation not counted
+    decide = lambda step: next_action(search.tree(), search.evaluations(), dgm_._rng("hgm", step), search.params)
+    first = decide(1)
+    assert first == decide(1) and first.kind == "expand"  # 12^0.6 = 4.4 >= 3 children
+    assert first.counts["initial"] == (1 + 3 + 2 + 1, 3 + 1 + 2 + 3)  # the root's clade: the whole tree
+    assert first.counts["g001s1"] == (2 + 1, 2 + 3)
 
 
 # -- stopping rules --------------------------------------------------------------------------------

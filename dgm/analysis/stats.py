@@ -44,6 +44,20 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def mcnemar_exact_one_sided(worse: int, better: int) -> float:
+    """One-sided exact McNemar p-value for "the second agent is worse than the first".
+
+    worse = tasks only the first agent solved, better = tasks only the second solved. Under the null
+    (no difference) each discordant task is a fair coin: p = P(X >= worse), X ~ Binomial(worse + better, 1/2).
+    """
+    if worse < 0 or better < 0:
+        raise ValueError(f"discordant counts must be >= 0, got worse={worse}, better={better}")
+    n = worse + better
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(worse, n + 1)) / 2**n
+
+
 @dataclass
 class PairedComparison:
     """Two agents on the tasks both were graded on."""

@@ -232,6 +232,33 @@ class RunStore:
         shutil.rmtree(self.work_dir(node.attempt_id), ignore_errors=True)
         return node
 
+    def add_evaluations(self, attempt_id: str, node: Node, task_results: list[TaskResult], artifacts_dir: Path) -> Node:
+        """Publish an evaluation step (HGM): more task results for an existing node, with its updated score,
+        in one transaction; the tasks' artifacts join the node's directory first (a crash before the
+        transaction leaves them orphaned there, and the re-run step overwrites them)."""
+        for result in task_results:
+            for name in (result.task_id, f"{result.task_id}.{result.eval_index}"):
+                source, dest = artifacts_dir / "tasks" / name, self.node_dir(node.node_id) / "tasks" / name
+                if source.exists():
+                    shutil.rmtree(dest, ignore_errors=True)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    source.rename(dest)
+        crash_point("publish", attempt_id)
+        with self._lock, self.db:
+            first = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM task_results WHERE node_id=?",
+                                    (node.node_id,)).fetchone()[0]
+            self._insert_node(node)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO task_results (node_id, task_id, eval_index, stage, outcome, agent_exit,"
+                " duration_s, seq) VALUES (?,?,?,?,?,?,?,?)",
+                [(node.node_id, r.task_id, r.eval_index, r.stage, r.outcome, r.agent_exit, r.duration_s, first + i)
+                 for i, r in enumerate(task_results)],
+            )
+            self.db.execute("UPDATE attempts SET status='finished', finished_at=? WHERE attempt_id=?",
+                            (now(), attempt_id))
+        shutil.rmtree(self.work_dir(attempt_id), ignore_errors=True)
+        return node
+
     def _insert_node(self, node: Node) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO nodes (node_id, parent_id, generation, attempt_id, entry, status, compiled,"
