@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable
 
 from dgm.adaptive import STOP, StageRule, entry_bar, stage_decision
-
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection, harness_timeout
