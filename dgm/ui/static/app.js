@@ -232,7 +232,7 @@ async function selectNode(id) {
       <dt>entry</dt><dd>${esc(d.entry || "—")}</dd>
       <dt>status</dt><dd>${esc(d.status)} · compiled ${d.compiled} · admitted ${d.admitted}</dd>
       ${d.approval ? `<dt>approval</dt><dd id="approval-state">${esc(d.approval.replace("_", " "))}${d.approval_reason ? ` (${esc(d.approval_reason)})` : ""}${approvalControls(d)}</dd>` : ""}
-      <dt>score</dt><dd>${fmt(d.score)}${interval} (${d.stages.map((s) => `${s.resolved}/${s.total}`).join(", ") || "unscored"})</dd>
+      <dt>score</dt><dd>${fmt(d.score)}${interval} (${d.stages.map((s) => `${s.resolved}/${s.total}` + (s.graded !== null ? ` (adaptive stop after ${s.graded} graded)` : "")).join(", ") || "unscored"})</dd>
       <dt>cost</dt><dd>${esc(cost)}</dd>
       ${d.error ? `<dt>error</dt><dd>${esc(d.error)}</dd>` : ""}
       ${d.has_self_modify_log ? `<dt>self-modification</dt><dd><a href="#" data-log="self_modify">trajectory</a></dd>` : ""}
