@@ -11,8 +11,8 @@ that order, never on which parallel task finished first):
   "initial − leeway") are on a known side, and, on stage 1, a non-empty patch was already made
   (admission's "compiled"). The stage stops; its remaining tasks are never started.
 - ENTRY_GUARANTEED: the entry is reached whatever the rest does. The stage still grades every task,
-  because a node's score is over all tasks of the stages it entered (the paper's denominators); the
-  evaluator only records the point where the decision was known.
+  because a node's score is over all tasks of the stages it entered (the paper's denominators): these
+  tasks would run in the next stage anyway, so stopping here saves nothing.
 - CONTINUE: otherwise.
 
 So every decision the full evaluation makes (next-stage entry, compiled, admission) comes out the

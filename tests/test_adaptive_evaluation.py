@@ -124,3 +124,30 @@ def test_the_last_stage_and_the_initial_agent_are_always_graded_in_full(tmp_path
     ev = Scripted({}, adaptive=True)
     evaluation = ev.evaluate(Path("/agent"), "initial", "0:initial", tmp_path / "b", all_stages=True)
     assert len(evaluation.results) == 200 and evaluation.stop is None
+
+
+def test_a_stopped_stage_round_trips_through_the_store_and_the_report_prices_the_saving(tmp_path):
+    from dgm.analysis.report import summary_row
+    from dgm.analysis.runview import RunView
+    from dgm.analysis.synthetic import build_synthetic_run
+    from dgm.llm.base import CallContext, UsageRecord
+    from dgm.store import Node, RunStore, StageScore
+
+    run = build_synthetic_run(tmp_path / "run", children=2, seed=1, stage_sizes=(10, 30))
+    store = RunStore.open(run)
+    store.start_generation(5, ["initial"])
+    store.begin_attempt("5:0", 5, 0, "initial")
+    # stage 2 stopped after 3 of its 20 runs were counted: 2 more ran uncounted, 15 never started
+    stages = [StageScore(1, 4, 10), StageScore(2, 5, 30, graded=13)]
+    store.finish_attempt(Node(node_id="g5s0", parent_id="initial", generation=5, attempt_id="5:0", status="evaluated",
+                              compiled=True, admitted=True, score=stages[-1].score, tasks_evaluated=13, stages=stages,
+                              tasks_skipped=15))
+    for _ in range(3):  # $0.30 of task calls over the 15 runs started
+        store.record_llm_call(UsageRecord(CallContext("g5s0", "g5s0", "5:0", "task"), "m", 10, 1, 0, 0.1, False, 0.1))
+    store.close()
+    node = RunView.load(run).node("g5s0")
+    assert node.tasks_skipped == 15 and node.stages[-1].graded == 13 and node.stages[0].graded is None
+    assert node.score == pytest.approx(5 / 30)
+    row = summary_row(RunView.load(run))
+    assert row["adaptive_stopped_stages"] == 1 and row["adaptive_tasks_not_started"] == 15
+    assert row["adaptive_usd_saved_est"] == pytest.approx(0.3 / 15 * 15)
