@@ -30,7 +30,7 @@ def _ui(args) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"dgm dashboard on http://{args.host}:{args.port}/?token={token}  (Ctrl-C to stop)")
-    print(f"write token (approval decisions): {token}")
+    print(f"dgm dashboard on http://{args.host}:{args.port}/?token={token}  (Ctrl-C to stop)", flush=True)
+    print(f"write token (approval decisions): {token}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
