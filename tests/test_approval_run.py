@@ -33,8 +33,8 @@ def _run_status(archive: Path) -> tuple[Path | None, str | None]:
 def test_a_waiting_run_continues_after_dgm_approve_from_another_process(tmp_path):
     tasks = load_benchmark("local").subsets()["small"][:4]
     run = subprocess.Popen(
-        [sys.executable, "-m", "dgm.run", "experiments/quickstart-approval.yaml", "--set", f"run.archive_dir={tmp_path}",
-         "--set", "loop.generations=2", "--set", f"evaluation.stages=[{{tasks: {json.dumps(tasks)}}}]",
+        [sys.executable, "-m", "dgm.run", "experiments/quickstart-approval.yaml",
+         "--set", f"run.archive_dir={tmp_path}", "--set", "loop.generations=2", "--set", f"evaluation.stages=[{{tasks: {json.dumps(tasks)}}}]",
          "--set", "admission.approval_poll_s=0.5"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
     try:

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     p = add_command(subparsers, "approve", _approve,
                     "Approve (or --reject) a child waiting at the human approval gate (admission.approval: human); "
                     "works while the run is going. Without NODE: list the children waiting.",
-                    "dgm approve archive/quickstart-approval g001s0   |   dgm approve RUN g001s1 --reject --reason 'deletes tests'")
+                    "dgm approve archive/quickstart-approval g001s0   |   "
+                    "dgm approve RUN g001s1 --reject --reason 'deletes tests'")
     p.add_argument("run", help="run directory or run id under ./archive")
     p.add_argument("node", nargs="?", help="node id waiting for approval (see `dgm tree`)")
     p.add_argument("--reject", action="store_true", help="never let this child be a parent")
@@ -57,6 +58,7 @@ def _list_pending(run_dir, as_json: bool) -> int:
         return 0
     table = Table("node", "parent", "score", "tasks", title="children waiting for approval")
     for r in rows:
-        table.add_row(r["node"], r["parent"] or "-", "-" if r["score"] is None else f"{r['score']:.2f}", str(r["tasks"]))
+        score = "-" if r["score"] is None else f"{r['score']:.2f}"
+        table.add_row(r["node"], r["parent"] or "-", score, str(r["tasks"]))
     Console(highlight=False).print(table)
     return 0
