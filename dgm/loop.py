@@ -291,8 +291,9 @@ class DarwinGodelMachine:
                                  admitted=node.admitted, approval=node.approval)
 
     def _admission_bars(self) -> tuple[float, ...]:
-        """Scores admission compares a child's score against (keep_better: initial - leeway)."""
-        if self.cfg.admission.method == "keep_all":
+        """Scores admission compares a child's score against (keep_better: initial - leeway); adaptive
+        evaluation stops a stage only once the score is known to be on one side of each."""
+        if self.cfg.admission.method != "keep_better":
             return ()
         initial = self.store.node(INITIAL).score or 0.0
         # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
