@@ -143,6 +143,8 @@ class EvaluationSection(Strict):
     workers: int = Field(5, ge=1, description="tasks of one agent evaluated in parallel (the official code: 5 on "
                          "SWE-bench, up to 50 on Polyglot), within run.max_concurrency")
     initial_results: Path | None = Field(None, description="cached evaluation of the initial agent (JSON)")
+    adaptive: bool = Field(False, description="stop a stage once the next stage's entry is out of reach and every "
+                           "other decision is settled (dgm/adaptive.py); same decisions, fewer tasks")
 
 
 class AdmissionSection(Strict):
@@ -150,6 +152,11 @@ class AdmissionSection(Strict):
     leeway: float = Field(0.1, ge=0, le=1, description="keep_better: admit if score >= initial - leeway")
     alpha: float = Field(0.05, gt=0, lt=1, description="paired_test: refuse a child significantly worse than its "
                          "parent on their shared tasks (one-sided exact McNemar p < alpha)")
+    approval: Literal["none", "human"] = Field("none", description="human: an admitted child is a parent only once "
+                                               "approved (dgm approve RUN NODE; dgm/approval.py)")
+    max_pending: int | None = Field(None, ge=1, description="approval: human: the loop waits while this many "
+                                    "children wait for a decision; none: it waits only if no parent is eligible")
+    approval_poll_s: float = Field(5.0, gt=0, description="how often a waiting run re-reads the store for decisions")
 
 
 class SandboxSection(Strict):

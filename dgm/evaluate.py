@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from dgm.adaptive import STOP, StageRule, entry_bar, stage_decision
 from dgm.agent_run import SandboxPolicy, run_agent, run_agent_in_image
 from dgm.bench.base import Benchmark, agent_workspace
 from dgm.config import AgentLimits, EvaluationSection, Stage, harness_timeout
@@ -49,6 +51,8 @@ TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pyt
 class Evaluation:
     stages: list[StageScore]
     results: list[TaskResult]
+    skipped: int = 0  # task runs adaptive evaluation never started
+    stop: dict | None = None  # where adaptive evaluation stopped a stage (for the events log)
 
     @property
     def score(self) -> float | None:
@@ -68,12 +72,21 @@ class Evaluation:
         outcomes = [r.outcome for r in self.results]
         graded = outcomes.count("resolved") + outcomes.count("unresolved")
         submitted = graded + outcomes.count("empty_patch")
-        return bool(self.stages) and graded > 0 and submitted >= self.stages[0].total
+        # A stage stopped by adaptive evaluation counts the task runs it graded (dgm/adaptive.py).
+        first = self.stages[0].graded if self.stages and self.stages[0].graded is not None else \
+            (self.stages[0].total if self.stages else 0)
+        return bool(self.stages) and graded > 0 and submitted >= first
 
 
 def task_artifacts_dir(out_dir: Path, task_id: str, eval_index: int = 0) -> Path:
     """Where one evaluation of a task keeps its artifacts (repeated evaluations get a suffix)."""
     return out_dir / "tasks" / (task_id if eval_index == 0 else f"{task_id}.{eval_index}")
+
+
+def made_patch(out_dir: Path, result: TaskResult) -> bool:
+    """The agent left a non-empty patch on this task run (admission's "compiled" needs one on stage 1)."""
+    patch = task_artifacts_dir(out_dir, result.task_id, result.eval_index) / "model_patch.diff"
+    return patch.is_file() and patch.stat().st_size > 0
 
 
 def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[str]]:
@@ -145,26 +158,52 @@ class Evaluator:
         return stage_may_enter(self.cfg.stages[stage_index], so_far.score, second_best)
 
     def evaluate(self, agent_dir: Path, node_id: str, attempt_id: str, out_dir: Path, *,
-                 second_best: float | None = None, all_stages: bool = False, workers: int | None = None) -> Evaluation:
-        """`workers`: tasks in parallel (default `evaluation.workers`)."""
+                 second_best: float | None = None, all_stages: bool = False, workers: int | None = None,
+                 score_bars: tuple[float, ...] = ()) -> Evaluation:
+        """`workers`: tasks in parallel (default `evaluation.workers`). `score_bars`: scores other decisions
+        compare the node's score against (keep_better); an adaptive stage stops only once they are decided."""
         workers = workers or self.cfg.workers
-        stages: list[StageScore] = []
-        results: list[TaskResult] = []
+        evaluation = Evaluation([], [])
         for index, task_ids in enumerate(self.stage_tasks):
+            stages, results = evaluation.stages, evaluation.results
             if index > 0 and not all_stages and not self.may_enter(index, stages[-1], second_best):
                 break
-            self.progress.phase(attempt_id, "evaluating", len(results), len(results) + len(task_ids) * self.cfg.num_evals)
-            results += self._run_stage(index + 1, task_ids, agent_dir, node_id, attempt_id, out_dir, workers)
+            jobs = [(t, k) for t in task_ids for k in range(self.cfg.num_evals)]
+            self.progress.phase(attempt_id, "evaluating", len(results), len(results) + len(jobs))
+            run = lambda job, stage=index + 1: self.run_task(agent_dir, job[0], stage, node_id, attempt_id,
+                                                              out_dir, job[1])
+            decide = None
+            if self.cfg.adaptive and not all_stages and index + 1 < len(self.stage_tasks):
+                decide = self._stage_decider(index, stages, len(jobs), second_best, score_bars, out_dir)
+            counted, launched, stop = run_in_order(jobs, run, workers, decide)
+            results += counted
             resolved = sum(r.outcome == "resolved" for r in results)
-            stages.append(StageScore(index + 1, resolved, len(results)))
-        return Evaluation(stages, results)
+            total = len(results) + len(jobs) - len(counted)
+            stopped = stop is not None
+            stages.append(StageScore(index + 1, resolved, total, len(results) if stopped else None))
+            if stopped:
+                evaluation.skipped = len(jobs) - launched
+                evaluation.stop = {"stage": index + 1, "decided_after": len(counted), "stage_runs": len(jobs),
+                                   "started": launched, "not_started": evaluation.skipped,
+                                   "ran_uncounted": launched - len(counted), "entry_bar": stop}
+                break
+        return evaluation
 
-    def _run_stage(self, stage: int, task_ids: list[str], agent_dir: Path, node_id: str, attempt_id: str,
-                   out_dir: Path, workers: int) -> list[TaskResult]:
-        jobs = [(t, k) for t in task_ids for k in range(self.cfg.num_evals)]
-        run = lambda job: self.run_task(agent_dir, job[0], stage, node_id, attempt_id, out_dir, job[1])
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            return list(pool.map(run, jobs))
+    def _stage_decider(self, index: int, stages: list[StageScore], size: int, second_best: float | None,
+                       score_bars: tuple[float, ...], out_dir: Path):
+        """The stop rule of one stage (dgm/adaptive.py) as a function of its graded prefix: the entry bar if
+        the stage can stop there, else None."""
+        following = self.cfg.stages[index + 1]
+        before = stages[-1] if stages else StageScore(0, 0, 0)
+        rule = StageRule(entry_bar(following.threshold, following.require_second_best, second_best),
+                         tuple(score_bars), needs_patch=index == 0)
+
+        def decide(prefix: list[TaskResult]) -> float | None:
+            verdict = stage_decision(resolved_before=before.resolved, total_before=before.total,
+                                     graded=[r.outcome == "resolved" for r in prefix], stage_size=size, rule=rule,
+                                     patch_seen=any(made_patch(out_dir, r) for r in prefix))
+            return rule.entry_bar if verdict == STOP else None
+        return decide
 
     # -- one task ----------------------------------------------------------------------------
     def run_task(self, agent_dir: Path, task_id: str, stage: int, node_id: str, attempt_id: str, out_dir: Path,
@@ -188,6 +227,33 @@ class Evaluator:
         finally:
             self.progress.step(attempt_id)
         return TaskResult(task_id, stage, outcome, round(time.monotonic() - started, 3), exit_status, eval_index)
+
+
+def run_in_order(jobs: list, run: Callable, workers: int, decide: Callable | None = None) -> tuple[list, int, object]:
+    """Run `jobs` with up to `workers` at once, started in order; returns (results in job order, jobs started,
+    stop). With `decide`, after each completion it is asked about the longest completed prefix, one prefix
+    length at a time; at the first prefix it answers non-None for, no further job starts, jobs in flight
+    finish, and only that prefix is returned (so the results depend on the outcomes, not on timing)."""
+    results: list = [None] * len(jobs)
+    counted, started, stop = len(jobs), 0, None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        in_flight: dict = {}
+        prefix = 0
+        while True:
+            while stop is None and started < len(jobs) and len(in_flight) < max(1, workers):
+                in_flight[pool.submit(run, jobs[started])] = started
+                started += 1
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[in_flight.pop(future)] = future.result()  # BudgetExceeded ends the evaluation
+            while decide and stop is None and prefix < len(jobs) - 1 and results[prefix] is not None:
+                prefix += 1  # the whole stage graded is no early stop: the last prefix needs no question
+                stop = decide(results[:prefix])
+                if stop is not None:
+                    counted = prefix
+    return results[:counted], started, stop
 
 
 def task_job(name: str, *, agent_dir: Path, task_id: str, llm_env: dict[str, str], limits: AgentLimits,

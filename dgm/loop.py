@@ -8,9 +8,11 @@
             diagnosis <- diagnose(parent code, parent logs, entry) (diagnose.py)
             child     <- parent rewrites a copy of itself          (improve.py)
             compiled  <- child's own tests pass                    (agent_run.py)
-            scores    <- staged benchmark evaluation of the child  (evaluate.py, tasks in parallel)
+            scores    <- staged benchmark evaluation of the child  (evaluate.py, tasks in parallel;
+                                                                   adaptive.py may stop a stage early)
             admit child if compiled (keep_all), good enough (keep_better) or
                   not significantly worse than its parent (paired_test)      (admission.py)
+            (human gate: an admitted child is a parent once approved; approval.py)
 
 With `selection.method: hgm` the same steps serve the Huxley-Gödel Machine's decoupled policy
 instead of generations (dgm/hgm_search.py): each step either expands a node (the steps above up to
@@ -50,11 +52,12 @@ from typing import Callable
 
 from dgm.admission import AdmissionRule, Verdict, admit
 from dgm.agent_run import SandboxPolicy
+from dgm.approval import WAITING_FOR_APPROVAL, waiting_reason
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, diagnose, fitted_prompt
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
-from dgm.evaluate import Evaluation, Evaluator, task_artifacts_dir
+from dgm.evaluate import Evaluation, Evaluator, made_patch
 from dgm.executor import Executor, InProcessExecutor, Workplace
 from dgm.executor.jobs import own_tests_job, self_modify_job
 from dgm.hgm_search import HGMSearch
@@ -65,6 +68,7 @@ from dgm.patches import patch_stats
 from dgm.progress import NoProgress, Progress
 from dgm.selection import parent_weights, sample_parents
 from dgm.store import Node, RunStore, StageScore, TaskResult
+from dgm.store.records import PENDING_APPROVAL
 from dgm.store.runstore import crash_point
 from dgm.textutil import read_json
 
@@ -120,6 +124,8 @@ class DarwinGodelMachine:
                 return stop
             if self._generation_done(generation):
                 continue
+            if stop := self.await_approvals(generation):
+                return stop
             parents = self.select_parents(generation)
             slots = list(enumerate(parents))
             with ThreadPoolExecutor(max_workers=self.cfg.run.workers) as pool:
@@ -173,6 +179,26 @@ class DarwinGodelMachine:
         self.store.events.append("select", generation=generation, method=method, scores=scores,
                                  weights=weights, parents=parents)
         return parents
+
+    def await_approvals(self, generation: int) -> str | None:
+        """Human gate (dgm/approval.py): wait while it holds the loop; a stop reason if the run must end."""
+        if self.cfg.admission.approval != "human" or self.store.generation_parents(generation) is not None:
+            return None
+        announced = False
+        while why := waiting_reason(self.store, self.cfg.admission.max_pending):
+            if not announced:
+                announced = True
+                self.store.set_run_status(WAITING_FOR_APPROVAL)
+                self.store.events.append(WAITING_FOR_APPROVAL, generation=generation, reason=why)
+                self.ctx.report(f"waiting before generation {generation}: {why} "
+                                f"(dgm approve {self.store.run_dir} NODE [--reject])")
+            if stop := self.stop_reason():
+                return stop
+            time.sleep(self.cfg.admission.approval_poll_s)
+        if announced:
+            self.store.set_run_status("running")
+            self.store.events.append("approval_wait_over", generation=generation)
+        return None
 
     def create_child(self, generation: int, slot: int, parent_id: str, evaluate: bool = True) -> None:
         """`evaluate=False` (HGM): the child is built and its own tests run; its tasks come later."""
@@ -250,7 +276,11 @@ class DarwinGodelMachine:
             return child_dir, []
 
         evaluation = self.ctx.evaluator.evaluate(child_dir, node.node_id, node.attempt_id, work,
-                                                 second_best=self._second_best_full_score())
+                                                 second_best=self._second_best_full_score(),
+                                                 score_bars=self._admission_bars())
+        if evaluation.stop:  # adaptive evaluation: the stage's decisions were settled before its last task
+            node.tasks_skipped = evaluation.skipped
+            self.store.events.append("adaptive_stop", node=node.node_id, **evaluation.stop)
         self._admit(node, evaluation, work)
         return child_dir, evaluation.results
 
@@ -258,22 +288,26 @@ class DarwinGodelMachine:
     def _admit(self, node: Node, evaluation: Evaluation, work: Path) -> None:
         node.stages, node.score, node.tasks_evaluated = evaluation.stages, evaluation.score, evaluation.tasks_evaluated
         stage_one = [r for r in evaluation.results if r.stage == 1]
-        node.compiled = any(_made_patch(work, r) for r in stage_one)
+        node.compiled = any(made_patch(work, r) for r in stage_one)
         node.paper_compiled = evaluation.paper_compiled
         node.status = "evaluated" if node.compiled else "not_compiled"
         if not node.compiled:
             node.error = "no non-empty patch on the first evaluation stage"
         verdict = self.judge(node, evaluation.results)
+        self._hold_for_approval(node)
         self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
                                  compiled=node.compiled, paper_compiled=node.paper_compiled, score=node.score,
-                                 admitted=node.admitted, reason=verdict.reason, p_value=verdict.p_value)
+                                 admitted=node.admitted, approval=node.approval, reason=verdict.reason,
+                                 p_value=verdict.p_value)
 
     def _admit_unevaluated(self, node: Node) -> None:
         """HGM's child: its own tests pass; admission is judged now and again after each of its evaluations."""
         node.status, node.compiled = UNEVALUATED, True
         verdict = self.judge(node, [])
+        self._hold_for_approval(node)
         self.store.events.append("admission", node=node.node_id, method=self.cfg.admission.method,
-                                 compiled=True, score=None, admitted=node.admitted, reason=verdict.reason)
+                                 compiled=True, score=None, admitted=node.admitted, approval=node.approval,
+                                 reason=verdict.reason)
 
     def judge(self, node: Node, results: list[TaskResult]) -> Verdict:
         """Sets node.admitted by the configured rule (dgm/admission.py) and returns the verdict."""
@@ -286,6 +320,19 @@ class DarwinGodelMachine:
                         child=resolved_map(results), parent=parent)
         node.admitted = verdict.admitted
         return verdict
+
+    def _hold_for_approval(self, node: Node) -> None:
+        if node.admitted and self.cfg.admission.approval == "human":
+            node.approval = PENDING_APPROVAL  # a parent only once approved: dgm approve RUN NODE (dgm/approval.py)
+
+    def _admission_bars(self) -> tuple[float, ...]:
+        """Scores admission compares a child's score against (keep_better: initial - leeway); adaptive
+        evaluation stops a stage only once the score is known to be on one side of each."""
+        if self.cfg.admission.method != "keep_better":
+            return ()
+        initial = self.store.node(INITIAL).score or 0.0
+        # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
+        return (initial - self.cfg.admission.leeway - 1e-9,)
 
     # -- budgets -------------------------------------------------------------------------------
     def _pause(self, attempt_id: str, node_id: str, exc: BudgetExceeded) -> None:
@@ -398,11 +445,6 @@ def resolved_map(results: list[TaskResult]) -> dict[str, bool]:
     """{task (and repeat index): resolved}, the form the paired admission test compares."""
     return {r.task_id if r.eval_index == 0 else f"{r.task_id}#{r.eval_index}": r.outcome == "resolved"
             for r in results}
-
-
-def _made_patch(work: Path, result: TaskResult) -> bool:
-    patch = task_artifacts_dir(work, result.task_id, result.eval_index) / "model_patch.diff"
-    return patch.is_file() and patch.stat().st_size > 0
 
 
 def load_cached_evaluation(path: Path, stage_tasks: list[list[str]]) -> Evaluation:

@@ -29,6 +29,7 @@ from rich.text import Text
 
 from dgm.config import Config
 from dgm.store import RunStore
+from dgm.store.records import PENDING_APPROVAL
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class Snapshot:
     basis: str                   # what the time-left estimate rests on, in words
     generations: int = 0
     generations_planned: int = 0
+    pending_approval: tuple[str, ...] = ()  # children the human gate holds (dgm/approval.py)
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -158,6 +160,7 @@ class Tracker:
             session_spent_usd=spent - self.spent_at_start, seconds_left=left, basis=basis,
             generations=sum(1 for g in store.generations() if g["finished_at"]),
             generations_planned=self.cfg.loop.generations,
+            pending_approval=tuple(n.node_id for n in nodes if n.approval == PENDING_APPROVAL),
         )
 
     def _time_left(self, now: float, children: int, planned: int, spent: float) -> tuple[float | None, str]:
@@ -208,6 +211,9 @@ def render(snap: Snapshot) -> Group:
              f" · {spend}", style="bold"),
         Text(left + snap.basis, style="dim"),
     ]
+    if snap.pending_approval:
+        lines.append(Text(f"waiting for approval: {', '.join(snap.pending_approval)} "
+                          "(dgm approve RUN NODE, or the dashboard)", style="yellow"))
     return Group(*lines, table if snap.in_flight else Text("no attempt in flight", style="dim"))
 
 

@@ -23,10 +23,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def dashboard(run_dirs):
-    """Serve the dashboard for these runs on 127.0.0.1; yields its base URL."""
+def dashboard(run_dirs, write_token: str | None = None):
+    """Serve the dashboard for these runs on 127.0.0.1 (writes with `write_token`); yields its base URL."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app([str(r) for r in run_dirs]), host="127.0.0.1", port=port,
+    app = create_app([str(r) for r in run_dirs], write_token=write_token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -41,15 +42,15 @@ def dashboard(run_dirs):
 
 
 @contextmanager
-def dashboard_page(url: str):
-    """Headless Chromium showing the dashboard at `url`; yields the Playwright page."""
+def dashboard_page(url: str, query: str = ""):
+    """Headless Chromium showing the dashboard at `url` (with `query`, e.g. "?token=..."); yields the page."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(url + "/")
+            page.goto(url + "/" + query)
             yield page
         finally:
             browser.close()

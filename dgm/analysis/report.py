@@ -54,10 +54,30 @@ def summary_row(view: RunView) -> dict:
     }
     for size, b in best_per_stage(view).items():
         row[f"best@{size}"] = f"{b['score']:.3f} [{b['low']:.2f}, {b['high']:.2f}] ({b['node']})"
+    row.update(adaptive_savings(view))
     row.update({f"cost_{p}_usd": round(v, 4) for p, v in cost.items()})
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
     return row
+
+
+def adaptive_savings(view: RunView) -> dict:
+    """What adaptive evaluation (dgm/adaptive.py) saved: task runs never started, their share of all task
+    runs the full evaluation would have made, and their $ estimated at each stopped node's own mean task cost
+    (empty when no stage stopped early)."""
+    stopped = [n for n in view.nodes if n.tasks_skipped]
+    if not stopped:
+        return {}
+    usd = 0.0
+    for n in stopped:
+        started = n.stages[-1].total - n.tasks_skipped  # every task run begun, counted or not
+        spent = sum(c["cost_usd"] for c in view.calls if c["node_id"] == n.node_id and c["purpose"] == "task")
+        usd += spent / max(1, started) * n.tasks_skipped
+    not_started = sum(n.tasks_skipped for n in stopped)
+    full = sum(n.stages[-1].total for n in view.nodes if n.stages)
+    return {"adaptive_stopped_stages": len(stopped), "adaptive_tasks_not_started": not_started,
+            "adaptive_tasks_saved_share": round(not_started / full, 4) if full else 0.0,
+            "adaptive_usd_saved_est": round(usd, 4)}
 
 
 def _fmt_score(view: RunView, node) -> str:

@@ -2,7 +2,8 @@
 
 "Iteration" follows the paper: children in the order they were created (generation, then node id);
 the initial agent is iteration 0. The "best" node is the highest-scoring admitted node (ties go to
-the one evaluated on more tasks, then the earlier one).
+the one evaluated on more tasks, then the earlier one); a child held or rejected by the human approval
+gate is not in the archive.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class RunView:
         return [n for n in self.nodes if n.parent_id is None or n.parent_id not in ids]
 
     def best(self) -> Node | None:
-        scored = [n for n in self.nodes if n.score is not None and n.admitted] or [
+        scored = [n for n in self.nodes if n.score is not None and n.in_archive] or [
             n for n in self.nodes if n.score is not None
         ]
         if not scored:

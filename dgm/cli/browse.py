@@ -68,6 +68,14 @@ def score_text(view: RunView, node) -> str:
     return f"{node.score:.3f} [{lo:.2f}–{hi:.2f}] ({last.resolved}/{last.total})"
 
 
+def approval_text(node) -> str:
+    """The human gate's state of a node ("" when no gate holds it)."""
+    if node.approval is None:
+        return ""
+    label = node.approval.replace("_", " ")
+    return f"{label} ({node.approval_reason})" if node.approval_reason else label
+
+
 @_guard
 def _tree(args) -> int:
     view = RunView.load(args.run)
@@ -79,8 +87,10 @@ def _tree(args) -> int:
     def label(node) -> Text:
         star = " ★ best" if best and node.node_id == best.node_id else ""
         flags = "compiled" if node.compiled else node.status
-        text = Text(f"{node.node_id}  {score_text(view, node)}  {node.tasks_evaluated} tasks  {flags}{star}")
-        if not node.admitted:
+        gate = approval_text(node)
+        text = Text(f"{node.node_id}  {score_text(view, node)}  {node.tasks_evaluated} tasks  {flags}{star}"
+                    + (f"  {gate}" if gate else ""))
+        if not node.in_archive:
             text.stylize("dim")
         elif node.node_id in lineage:
             text.stylize("bold green" if star else "green")
@@ -110,9 +120,12 @@ def _show(args) -> int:
     t.add_row("parent", node.parent_id or "—")
     t.add_row("entry", node.entry or "—")
     t.add_row("status", f"{node.status}; compiled={node.compiled}; admitted={node.admitted}")
+    if node.approval:
+        t.add_row("approval", approval_text(node))
     t.add_row("score", score_text(view, node))
     for s in node.stages:
-        t.add_row(f"  stage {s.stage}", f"{s.resolved}/{s.total} = {s.score:.3f}")
+        stopped = f" (adaptive stop after {s.graded} graded; rest counted unresolved)" if s.graded is not None else ""
+        t.add_row(f"  stage {s.stage}", f"{s.resolved}/{s.total} = {s.score:.3f}{stopped}")
     if node.error:
         t.add_row("error", node.error)
     patch = view.patch(node.node_id)

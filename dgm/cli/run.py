@@ -13,6 +13,7 @@ from dgm.cli import add_command
 from dgm.analysis.runview import resolve_run
 from dgm.llm.base import PURPOSES, SCRIPTED_BANNER
 from dgm.store import RunStore, StoreError
+from dgm.store.records import PENDING_APPROVAL
 
 
 def register(subparsers) -> None:
@@ -69,10 +70,14 @@ def status_data(store: RunStore) -> dict:
                 "status": n.status, "compiled": n.compiled, "paper_compiled": n.paper_compiled,
                 "admitted": n.admitted, "score": n.score,
                 "tasks_evaluated": n.tasks_evaluated, "stages": [s.__dict__ | {"score": s.score} for s in n.stages],
-                "error": n.error,
+                "error": n.error, "approval": n.approval, "approval_reason": n.approval_reason,
+                "tasks_skipped": n.tasks_skipped,
             }
             for n in nodes
         ],
+        "pending_approval": [n.node_id for n in nodes if n.approval == PENDING_APPROVAL],
+        "adaptive": {"stopped_nodes": sum(1 for n in nodes if n.tasks_skipped),
+                     "tasks_not_started": sum(n.tasks_skipped for n in nodes)},
         "llm": {
             "total": store.llm_totals()[0],
             "by_role": role_spend(store, info["config_yaml"]),
@@ -104,9 +109,15 @@ def _status(args) -> int:
         score = "-" if n["score"] is None else f"{n['score']:.2f}"
         table.add_row(n["id"], n["parent"] or "-", str(n["generation"]), (n["entry"] or "-")[:28], n["status"],
                       "yes" if n["compiled"] else "no", {True: "yes", False: "no", None: "?"}[n["paper_compiled"]],
-                      "yes" if n["admitted"] else "no", score,
+                      ("yes" if n["admitted"] else "no") + (f" ({n['approval']})" if n["approval"] else ""), score,
                       str(n["tasks_evaluated"]))
     console.print(table)
+    if data["pending_approval"]:
+        console.print(f"waiting for approval: {', '.join(data['pending_approval'])} "
+                      f"(dgm approve {args.run} NODE [--reject --reason TEXT])")
+    if data["adaptive"]["tasks_not_started"]:
+        console.print(f"adaptive evaluation: {data['adaptive']['tasks_not_started']} task runs not started "
+                      f"({data['adaptive']['stopped_nodes']} stages stopped early)")
     for paused in data["paused_attempts"]:
         console.print(f"attempt {paused['attempt_id']} (parent {paused['parent_id'] or '-'}): {paused['status']}, "
                       "re-run on --resume")

@@ -1,7 +1,9 @@
-"""`dgm ui RUN [RUN2 ...]`: serve the local dashboard (loopback by default, read-only)."""
+"""`dgm ui RUN [RUN2 ...]`: serve the local dashboard (loopback by default; read-only but for approval
+decisions, which need the token printed at start)."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 
 from dgm.cli import add_command
@@ -22,11 +24,13 @@ def _ui(args) -> int:
 
     from dgm.ui.app import create_app
 
+    token = secrets.token_urlsafe(16)  # approve/reject need it: only whoever sees this terminal can decide
     try:
-        app = create_app(args.runs)
+        app = create_app(args.runs, write_token=token)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"dgm dashboard on http://{args.host}:{args.port}  (Ctrl-C to stop)")
+    print(f"dgm dashboard on http://{args.host}:{args.port}/?token={token}  (Ctrl-C to stop)", flush=True)
+    print(f"write token (approval decisions): {token}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

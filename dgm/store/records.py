@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PENDING_APPROVAL, APPROVED, REJECTED = "pending_approval", "approved", "rejected"
+
 
 @dataclass
 class TaskResult:
@@ -20,6 +22,7 @@ class StageScore:
     stage: int
     resolved: int
     total: int
+    graded: int | None = None  # adaptive evaluation stopped the stage: task runs counted (None: all of total)
 
     @property
     def score(self) -> float:
@@ -45,3 +48,11 @@ class Node:
     finished_at: str | None = None
     stages: list[StageScore] = field(default_factory=list)
     paper_compiled: bool | None = None  # the official code's rule; None: not evaluated on tasks
+    tasks_skipped: int = 0  # task runs adaptive evaluation never started (dgm/adaptive.py)
+    approval: str | None = None  # human gate: pending_approval | approved | rejected; None: no gate
+    approval_reason: str | None = None
+
+    @property
+    def in_archive(self) -> bool:
+        """Eligible as a parent: admitted, and approved where a human gate holds it."""
+        return self.admitted and self.approval not in (PENDING_APPROVAL, REJECTED)

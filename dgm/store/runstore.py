@@ -22,9 +22,10 @@ from typing import Iterable
 from dgm.llm.base import UsageRecord
 from dgm.store.events import EventLog
 from dgm.store.lineage import AgentLineage
-from dgm.store.records import Node, StageScore, TaskResult
+from dgm.store.records import APPROVED, PENDING_APPROVAL, REJECTED, Node, StageScore, TaskResult
 
 DB_NAME = "run.db"
+WAITING = "waiting_for_approval"  # a run status that is not an end (dgm/approval.py)
 # Columns added after the first release: (table, column, declaration). A run directory written before
 # them gains them when it is opened for writing (resume); read-only readers treat them as unknown.
 PHASE_COLUMNS = ("phase", "phase_done", "phase_total", "phase_at")
@@ -35,6 +36,11 @@ ADDED_COLUMNS = (
     ("attempts", "phase_done", "INTEGER"),
     ("attempts", "phase_total", "INTEGER"),
     ("attempts", "phase_at", "TEXT"),
+    ("stage_scores", "graded", "INTEGER"),
+    ("nodes", "tasks_skipped", "INTEGER"),
+    ("nodes", "approval", "TEXT"),
+    ("nodes", "approval_reason", "TEXT"),
+    ("nodes", "approval_at", "TEXT"),
 )
 
 
@@ -55,7 +61,9 @@ def crash_point(name: str, key: object) -> None:
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, *, read_only: bool = False):
+    def __init__(self, run_dir: Path, *, read_only: bool = False, beside_run: bool = False):
+        """beside_run: another process (the run) owns the files; this one only adds decisions, so it must
+        not repair the event log's last line (it may be the run's append in progress)."""
         self.run_dir = Path(run_dir).resolve()
         self._lock = threading.RLock()
         db_path = self.run_dir / DB_NAME
@@ -68,7 +76,7 @@ class RunStore:
         self.db.row_factory = sqlite3.Row
         git_dir = self.run_dir / "agents.git"
         self.lineage = AgentLineage(git_dir) if (not read_only or git_dir.exists()) else None
-        self.events = EventLog(self.run_dir / "events.jsonl", writable=not read_only)
+        self.events = EventLog(self.run_dir / "events.jsonl", writable=not (read_only or beside_run))
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -87,12 +95,12 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, run_dir: Path, *, read_only: bool = False) -> "RunStore":
+    def open(cls, run_dir: Path, *, read_only: bool = False, beside_run: bool = False) -> "RunStore":
         run_dir = Path(run_dir)
         if not (run_dir / DB_NAME).is_file():
             raise StoreError(f"{run_dir} is not a dgm run directory (no {DB_NAME})")
         try:
-            store = cls(run_dir, read_only=read_only)
+            store = cls(run_dir, read_only=read_only, beside_run=beside_run)
             store.db.execute("SELECT run_id FROM runs").fetchone()
             if not read_only:
                 store._add_missing_columns()
@@ -117,7 +125,7 @@ class RunStore:
         return dict(self.db.execute("SELECT * FROM runs").fetchone())
 
     def set_run_status(self, status: str, reason: str | None = None) -> None:
-        finished = now() if status != "running" else None
+        finished = now() if status not in ("running", WAITING) else None
         with self._lock, self.db:
             self.db.execute("UPDATE runs SET status=?, stop_reason=?, finished_at=?", (status, reason, finished))
 
@@ -263,18 +271,19 @@ class RunStore:
         self.db.execute(
             "INSERT OR REPLACE INTO nodes (node_id, parent_id, generation, attempt_id, entry, status, compiled,"
             " admitted, score, tasks_evaluated, commit_sha, modifier_id, error, created_at, finished_at,"
-            " paper_compiled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " paper_compiled, tasks_skipped, approval, approval_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 node.node_id, node.parent_id, node.generation, node.attempt_id, node.entry, node.status,
                 int(node.compiled), int(node.admitted), node.score, node.tasks_evaluated, node.commit_sha,
                 node.modifier_id, node.error, node.created_at or now(), node.finished_at,
-                None if node.paper_compiled is None else int(node.paper_compiled),
+                None if node.paper_compiled is None else int(node.paper_compiled), node.tasks_skipped,
+                node.approval, node.approval_reason,
             ),
         )
         self.db.execute("DELETE FROM stage_scores WHERE node_id=?", (node.node_id,))
         self.db.executemany(
-            "INSERT INTO stage_scores VALUES (?,?,?,?,?)",
-            [(node.node_id, s.stage, s.resolved, s.total, s.score) for s in node.stages],
+            "INSERT INTO stage_scores (node_id, stage, resolved, total, score, graded) VALUES (?,?,?,?,?,?)",
+            [(node.node_id, s.stage, s.resolved, s.total, s.score, s.graded) for s in node.stages],
         )
 
     def cleanup_orphans(self) -> list[str]:
@@ -308,8 +317,27 @@ class RunStore:
         return self._node_from_row(row, self._all_stages().get(node_id, []))
 
     def archive(self) -> list[Node]:
-        """Admitted nodes: the ones eligible as parents."""
-        return [n for n in self.nodes() if n.admitted]
+        """Admitted nodes a human gate does not hold back: the ones eligible as parents."""
+        return [n for n in self.nodes() if n.in_archive]
+
+    def pending_approval(self) -> list[Node]:
+        return [n for n in self.nodes() if n.approval == PENDING_APPROVAL]
+
+    def decide_approval(self, node_id: str, approve: bool, reason: str | None) -> Node:
+        """Approve or reject a node waiting at the human gate (StoreError names why not, e.g. already decided)."""
+        node = self.node(node_id)
+        if node.approval != PENDING_APPROVAL:
+            state = node.approval or ("not admitted" if not node.admitted else "not held by an approval gate")
+            raise StoreError(f"node {node_id!r} is not pending approval ({state})")
+        decision = APPROVED if approve else REJECTED
+        with self._lock, self.db:
+            # The status guard makes two deciders race safely: only the first one changes the row.
+            changed = self.db.execute(
+                "UPDATE nodes SET approval=?, approval_reason=?, approval_at=? WHERE node_id=? AND approval=?",
+                (decision, reason, now(), node_id, PENDING_APPROVAL)).rowcount
+        if not changed:
+            raise StoreError(f"node {node_id!r} was decided by someone else meanwhile ({self.node(node_id).approval})")
+        return self.node(node_id)
 
     def admitted_children(self) -> dict[str, int]:
         counts = {n.node_id: 0 for n in self.archive()}
@@ -327,7 +355,8 @@ class RunStore:
     def _all_stages(self) -> dict[str, list[StageScore]]:
         out: dict[str, list[StageScore]] = {}
         for r in self.db.execute("SELECT * FROM stage_scores ORDER BY node_id, stage"):
-            out.setdefault(r["node_id"], []).append(StageScore(r["stage"], r["resolved"], r["total"]))
+            graded = r["graded"] if "graded" in r.keys() else None
+            out.setdefault(r["node_id"], []).append(StageScore(r["stage"], r["resolved"], r["total"], graded))
         return out
 
     @staticmethod
@@ -338,6 +367,8 @@ class RunStore:
             score=r["score"], tasks_evaluated=r["tasks_evaluated"], commit_sha=r["commit_sha"],
             modifier_id=r["modifier_id"], error=r["error"], created_at=r["created_at"], finished_at=r["finished_at"],
             stages=stages, paper_compiled=_optional_bool(r, "paper_compiled"),
+            tasks_skipped=_optional(r, "tasks_skipped") or 0, approval=_optional(r, "approval"),
+            approval_reason=_optional(r, "approval_reason"),
         )
 
     # -- LLM metering (the gateway's UsageSink) ------------------------------------------
@@ -382,6 +413,11 @@ class RunStore:
         else:
             row = self.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM llm_calls WHERE node_id=?", (node_id,)).fetchone()
         return float(row[0])
+
+
+def _optional(row: sqlite3.Row, column: str):
+    """A column's value; None when the run predates the column."""
+    return row[column] if column in row.keys() else None
 
 
 def _optional_bool(row: sqlite3.Row, column: str) -> bool | None:

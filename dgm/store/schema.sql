@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS nodes (
     error           TEXT,
     created_at      TEXT NOT NULL,
     finished_at     TEXT,
-    paper_compiled  INTEGER              -- the official code's "compiled" (see loop.paper_compiled); NULL: not evaluated
+    paper_compiled  INTEGER,             -- the official code's "compiled" (see loop.paper_compiled); NULL: not evaluated
+    tasks_skipped   INTEGER,             -- task runs adaptive evaluation never started (dgm/adaptive.py)
+    approval        TEXT,                -- human gate: pending_approval | approved | rejected; NULL: no gate
+    approval_reason TEXT,
+    approval_at     TEXT
 );
 CREATE TABLE IF NOT EXISTS stage_scores (
     node_id   TEXT NOT NULL,
@@ -54,6 +58,7 @@ CREATE TABLE IF NOT EXISTS stage_scores (
     resolved  INTEGER NOT NULL,
     total     INTEGER NOT NULL,
     score     REAL NOT NULL,
+    graded    INTEGER,                   -- adaptive evaluation stopped the stage: task runs counted; NULL: all
     PRIMARY KEY (node_id, stage)
 );
 CREATE TABLE IF NOT EXISTS task_results (

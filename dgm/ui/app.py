@@ -1,5 +1,11 @@
 """The dashboard: a local FastAPI app over one or more run stores (read-only, never blocks a run).
 
+One write exists: the human approval gate's decisions (dgm/approval.py). It needs the token
+`dgm ui` prints at start (header X-DGM-Token; the page takes it from the URL it prints, `?token=`);
+a request without it gets 403, and without a token (create_app's default) every write does. A
+custom header cannot be sent cross-site without a CORS preflight, which this app never grants, so
+another web page in the same browser cannot decide either.
+
 Requests read the store through a read-only SQLite connection (WAL readers never block the
 writer), so a run that is still going shows up live: the page polls /api/runs/<key>/state and
 re-renders when its `version` changes (the tree only when `tree_version` does, so a phase change of
@@ -10,10 +16,12 @@ dgm/ui/static (no CDN).
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pygments import highlight
@@ -23,6 +31,7 @@ from pygments.lexers import DiffLexer
 from dgm.analysis.layout import tidy_layout
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView, resolve_run
 from dgm.analysis.trajectory import load_trajectory, render_trajectory, trajectory_path
+from dgm.approval import decide
 from dgm.progress import attempt_node
 from dgm.store import StoreError
 
@@ -30,7 +39,8 @@ STATIC = Path(__file__).parent / "static"
 STORE_FILES = ("run.db", "run.db-wal", "events.jsonl")  # every change a run makes touches one of these
 
 
-def create_app(run_refs: list[str | Path]) -> FastAPI:
+def create_app(run_refs: list[str | Path], write_token: str | None = None) -> FastAPI:
+    """write_token: what a write (an approval decision) must carry; None: the dashboard is read-only."""
     runs = _run_keys([resolve_run(r) for r in run_refs])
     app = FastAPI(title="dgm dashboard", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -89,6 +99,20 @@ def create_app(run_refs: list[str | Path]) -> FastAPI:
         except StoreError as exc:
             raise HTTPException(404, str(exc)) from exc
 
+    @app.post("/api/runs/{key}/nodes/{node_id}/approval")
+    def approval(key: str, node_id: str, body: dict, x_dgm_token: str | None = Header(None)):
+        if write_token is None or x_dgm_token is None or not secrets.compare_digest(x_dgm_token, write_token):
+            raise HTTPException(403, "a decision needs the token `dgm ui` printed at start (open the URL it printed)")
+        view(key)  # 404 for an unknown run
+        if not isinstance(body.get("approve"), bool):
+            raise HTTPException(422, 'body: {"approve": true|false, "reason": "..."} expected')
+        try:
+            node = decide(runs[key], node_id, approve=body["approve"], reason=body.get("reason") or None,
+                          by=f"dashboard:{getpass.getuser()}")
+        except StoreError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return {"node": node.node_id, "approval": node.approval, "reason": node.approval_reason}
+
     @app.get("/api/runs/{key}/progress.svg")
     def progress_svg(key: str):
         from dgm.analysis import plots  # matplotlib only when a plot is asked for
@@ -132,6 +156,7 @@ def run_state(v: RunView) -> dict:
             "id": n.node_id, "parent": n.parent_id, "iteration": i, "generation": n.generation, "status": n.status,
             "score": n.score, "interval": interval, "tasks": n.tasks_evaluated, "compiled": n.compiled,
             "admitted": n.admitted, "x": x, "depth": depth, "title": v.change_title(n.node_id),
+            "approval": n.approval,
         })
     cost = v.cost_by_iteration()
     spend = {p: (s[-1]["cost_usd"] if s else 0.0) for p, s in cost.items()}
@@ -172,8 +197,9 @@ def node_detail(v: RunView, node_id: str) -> dict:
     return {
         "id": n.node_id, "parent": n.parent_id, "entry": n.entry, "status": n.status, "compiled": n.compiled,
         "admitted": n.admitted, "score": n.score, "interval": v.interval(n), "error": n.error,
+        "approval": n.approval, "approval_reason": n.approval_reason,
         "iteration": v.iteration(node_id), "generation": n.generation,
-        "stages": [{"stage": s.stage, "resolved": s.resolved, "total": s.total} for s in n.stages],
+        "stages": [{"stage": s.stage, "resolved": s.resolved, "total": s.total, "graded": s.graded} for s in n.stages],
         "diagnosis": v.diagnosis(node_id), "diff": diff or "", "diff_html": highlight_diff(diff) if diff else "",
         "results": results, "cost": v.node_cost(node_id),
         "has_self_modify_log": (v.node_dir(node_id) / "self_modify" / "trajectory.json").is_file(),

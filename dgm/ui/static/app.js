@@ -6,6 +6,13 @@ const fmt = (x, d = 3) => (x === null || x === undefined ? "—" : Number(x).toF
 const POLL_MS = 3000;
 let runKey = null, version = null, selected = null, lastState = null;
 
+// The write token `dgm ui` printed (its URL carries it as ?token=); kept for this tab, dropped from the address bar.
+const TOKEN = (() => {
+  const url = new URL(location.href), t = url.searchParams.get("token");
+  if (t) { sessionStorage.setItem("dgm-token", t); url.searchParams.delete("token"); history.replaceState(null, "", url); }
+  return sessionStorage.getItem("dgm-token");
+})();
+
 async function getJSON(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
@@ -46,8 +53,9 @@ function renderTree(state) {
   for (const n of state.nodes) {
     const [x, y] = pos[n.id];
     const r = 7 + 3 * Math.max(0, sizes.indexOf(n.tasks));
-    const cls = ["node", n.compiled ? "" : "faint", n.id === selected ? "selected" : ""].join(" ");
-    const tip = `${n.id}: score ${fmt(n.score)} on ${n.tasks} tasks, ${n.status}${n.title ? " — " + n.title : ""}`;
+    const cls = ["node", n.compiled ? "" : "faint", n.id === selected ? "selected" : "", n.approval || ""].join(" ");
+    const gate = n.approval ? `, ${n.approval.replace("_", " ")}` : "";
+    const tip = `${n.id}: score ${fmt(n.score)} on ${n.tasks} tasks, ${n.status}${gate}${n.title ? " — " + n.title : ""}`;
     const shape = n.id === state.best
       ? `<path d="${star(0, 0, r + 6)}" fill="${colour(n.score, maxScore)}"/>`
       : `<circle r="${r}" fill="${colour(n.score, maxScore)}"/>`;
@@ -223,7 +231,8 @@ async function selectNode(id) {
       <dt>parent</dt><dd>${d.parent ? `<a href="#" data-goto="${esc(d.parent)}">${esc(d.parent)}</a>` : "—"}</dd>
       <dt>entry</dt><dd>${esc(d.entry || "—")}</dd>
       <dt>status</dt><dd>${esc(d.status)} · compiled ${d.compiled} · admitted ${d.admitted}</dd>
-      <dt>score</dt><dd>${fmt(d.score)}${interval} (${d.stages.map((s) => `${s.resolved}/${s.total}`).join(", ") || "unscored"})</dd>
+      ${d.approval ? `<dt>approval</dt><dd id="approval-state">${esc(d.approval.replace("_", " "))}${d.approval_reason ? ` (${esc(d.approval_reason)})` : ""}${approvalControls(d)}</dd>` : ""}
+      <dt>score</dt><dd>${fmt(d.score)}${interval} (${d.stages.map((s) => `${s.resolved}/${s.total}` + (s.graded !== null ? ` (adaptive stop after ${s.graded} graded)` : "")).join(", ") || "unscored"})</dd>
       <dt>cost</dt><dd>${esc(cost)}</dd>
       ${d.error ? `<dt>error</dt><dd>${esc(d.error)}</dd>` : ""}
       ${d.has_self_modify_log ? `<dt>self-modification</dt><dd><a href="#" data-log="self_modify">trajectory</a></dd>` : ""}
@@ -231,8 +240,28 @@ async function selectNode(id) {
     <h3>Diagnosis</h3><dl class="kv">${diag}</dl>
     <h3>Change vs parent</h3><div id="diff">${d.diff_html || "<p class='hint'>no code change recorded</p>"}</div>
     <h3>Task outcomes</h3><table id="outcomes"><tr><th>task</th><th>stage</th><th>outcome</th><th>time</th><th></th></tr>${rows}</table>`;
+  for (const b of document.querySelectorAll("[data-decide]")) b.addEventListener("click", () => decideApproval(d.id, b.dataset.decide === "approve"));
   for (const a of document.querySelectorAll("[data-goto]")) a.addEventListener("click", (e) => { e.preventDefault(); selectNode(a.dataset.goto); });
   for (const a of document.querySelectorAll("[data-log]")) a.addEventListener("click", (e) => { e.preventDefault(); showLog(base + encodeURIComponent(a.dataset.log)); });
+}
+
+// The human approval gate: approve / reject a pending child (needs the write token `dgm ui` printed).
+function approvalControls(d) {
+  if (d.approval !== "pending_approval") return "";
+  if (!TOKEN) return `<p class="hint">open the URL \`dgm ui\` printed (with ?token=) to decide here, or run \`dgm approve\`</p>`;
+  return `<div class="approval"><input id="approval-reason" placeholder="reason (optional)">` +
+    `<button data-decide="approve">approve</button><button data-decide="reject">reject</button><span id="approval-error"></span></div>`;
+}
+
+async function decideApproval(id, approve) {
+  const reason = $("#approval-reason").value.trim() || null;
+  const r = await fetch(`/api/runs/${encodeURIComponent(runKey)}/nodes/${encodeURIComponent(id)}/approval`, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-DGM-Token": TOKEN }, body: JSON.stringify({ approve, reason }),
+  });
+  if (!r.ok) { $("#approval-error").textContent = (await r.json()).detail || r.statusText; return; }
+  version = null;  // redraw the tree with the decision
+  await poll();
+  await selectNode(id);
 }
 
 async function showLog(url) {
@@ -268,7 +297,9 @@ async function poll() {
       const banner = $("#scripted-banner");
       banner.hidden = !state.scripted;
       banner.textContent = state.scripted ? `⚠ scripted model — test double, not an agent result (run ${state.run_id})` : "";
-      $("#run-status").textContent = `${state.run_id}: ${state.status}, ${state.nodes.length} nodes, best ${state.best || "—"}, $${state.total_cost.toFixed(2)}`;
+      const pending = state.nodes.filter((n) => n.approval === "pending_approval").length;
+      $("#run-status").textContent = `${state.run_id}: ${state.status.replaceAll("_", " ")}, ${state.nodes.length} nodes, best ${state.best || "—"}, $${state.total_cost.toFixed(2)}` +
+        (pending ? `, ${pending} waiting for approval` : "");
       if (state.tree_version !== treeVersion) {
         treeVersion = state.tree_version;
         renderTree(state);
