@@ -31,6 +31,7 @@ from dgm.bench import load_benchmark
 from dgm.config import Stage, load_config
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import UsageRecord
+from dgm.llm.budget import BudgetExceeded
 from dgm.loop import INITIAL
 from dgm.preregistration import PLAN_FILE, check_plan
 from dgm.splits import HELDOUT_DEFAULT, split_tasks
@@ -137,7 +138,11 @@ def confirm_run(run_dir: Path, *, top_k: int = 3, split: str = HELDOUT_DEFAULT, 
     ledger = CallLedger(out_dir / CALLS_FILE)
     todo = [n for n in nodes if load_results(out_dir / n.node_id, tasks, repeats) is None]
     if todo:
-        _evaluate(store, config, benchmark, todo, tasks, repeats, out_dir, ledger, workers, report)
+        try:
+            _evaluate(store, config, benchmark, todo, tasks, repeats, out_dir, ledger, workers, report)
+        except BudgetExceeded as exc:  # a budget hit is never a score; nodes finished so far are kept
+            raise ConfirmError(f"the run's LLM budget stopped the confirmation ({exc}); raise llm.budgets in "
+                               f"{store.run_dir / 'config.yaml'} and confirm again (finished nodes are kept)") from None
     results = {n.node_id: load_results(out_dir / n.node_id, tasks, repeats) for n in nodes}
     calls, cost = ledger.totals()
     info = store.run_info()
