@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView
 from dgm.analysis.stats import wilson_interval
@@ -58,6 +59,8 @@ def summary_row(view: RunView) -> dict:
     row.update({f"cost_{p}_usd": round(v, 4) for p, v in cost.items()})
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
+    row["plan"] = plan_status(view)
+    row.update(confirmed_scores(view))
     return row
 
 
@@ -78,6 +81,35 @@ def adaptive_savings(view: RunView) -> dict:
     return {"adaptive_stopped_stages": len(stopped), "adaptive_tasks_not_started": not_started,
             "adaptive_tasks_saved_share": round(not_started / full, 4) if full else 0.0,
             "adaptive_usd_saved_est": round(usd, 4)}
+
+
+def confirmed_scores(view: RunView) -> dict[str, str]:
+    """For each `dgm confirm` done on the run: the search's chosen node, confirmed, beside the initial agent."""
+    out = {}
+    for path in sorted((view.run_dir / "confirm").glob("*/report.json")):
+        report = json.loads(path.read_text())
+        rows = report["rows"]
+        initial, chosen = rows[0], rows[1] if len(rows) > 1 else None
+        text = f"initial {initial['confirmed_score']:.3f} ({initial['resolved']}/{initial['total']})"
+        if chosen:
+            text = (f"{chosen['node_id']} {chosen['confirmed_score']:.3f} [{chosen['low']:.2f}, {chosen['high']:.2f}] "
+                    f"({chosen['resolved']}/{chosen['total']}), gap {chosen['gap']:+.3f}, p={chosen['p_value']:.3g} "
+                    f"vs {text}")
+        sealed = "" if report["sealed"] else " (not held out)"
+        out[f"confirmed@{path.parent.name}"] = text + sealed
+    return out
+
+
+def plan_status(view: RunView) -> str:
+    """Whether the run's plan.json still matches the hash sealed into run.db at run start."""
+    from dgm.preregistration import check_plan
+    from dgm.store import RunStore
+
+    store = RunStore.open(view.run_dir, read_only=True)
+    try:
+        return check_plan(store).text()
+    finally:
+        store.close()
 
 
 def _fmt_score(view: RunView, node) -> str:
