@@ -77,7 +77,7 @@ def print_summary(s: dict) -> None:
     passk.add_row("pass@k (Codex, unbiased)", *[f"{s['pass_at_k'][k]:.3f}" for k in ks])
     passk.add_row("pass^k (tau-bench)", *[f"{s['pass_hat_k'][k]:.3f}" for k in ks])
     console.print(passk)
-    console.print(variance_table(s["variance"], "repeats"))
+    console.print(variance_table(s["variance"], "repeat"))
 
 
 def equal_budget_table(s: dict) -> "Table":
@@ -98,17 +98,20 @@ def equal_budget_table(s: dict) -> "Table":
 
 
 def variance_table(v: dict, across: str) -> "Table":
+    """Task sampling (bootstrap over tasks) beside run to run (spread across repeats or seeds)."""
     from rich.table import Table
 
     table = Table("source of variance", "estimate", "how", title="Where the score's variance comes from")
-    lo, hi = v["task_sampling_interval95"]
-    table.add_row("task sampling", f"SE {v['task_sampling_se']:.3f} (95% {lo:.2f}–{hi:.2f})",
-                  f"bootstrap over the {v['tasks']} tasks of the mean score {v['mean_score']:.3f}")
+    interval = v.get("task_sampling_interval95")
+    ci = f" (95% {interval[0]:.2f}–{interval[1]:.2f})" if interval else ""
+    table.add_row("task sampling", f"SE {v['task_sampling_se']:.3f}{ci}",
+                  f"bootstrap over the {v['tasks']:g} tasks of the mean score {v['mean_score']:.3f}")
     if v["run_to_run_sd"] is None:
-        table.add_row("run to run", "-", f"needs >= 2 {across}")
+        table.add_row(f"{across} to {across}", "-", f"needs >= 2 {across}s")
     else:
-        table.add_row("run to run", f"SD {v['run_to_run_sd']:.3f} (SE of mean {v['run_to_run_se_of_mean']:.3f})",
-                      f"spread of the score across {v['repeats']} {across} on the same tasks")
+        se = v.get("run_to_run_se_of_mean")
+        table.add_row(f"{across} to {across}", f"SD {v['run_to_run_sd']:.3f}" + (f" (SE of mean {se:.3f})" if se else ""),
+                      f"spread of the score across {v['repeats']} {across}s")
     return table
 
 
