@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dgm.llm.pricing import PriceTable, UnknownPrice
 
 SELECTION_METHODS = ("score_child_prop", "score_prop", "random", "best", "latest")
+HELDOUT_DEFAULT = "heldout"
 TIMEOUT_MARGIN_S = 300.0  # covers an agent's last step past its own limit: one LLM call and a tool run
 
 
@@ -125,6 +126,12 @@ class EvaluationSection(Strict):
     workers: int = Field(5, ge=1, description="tasks of one agent evaluated in parallel (the official code: 5 on "
                          "SWE-bench, up to 50 on Polyglot), within run.max_concurrency")
     initial_results: Path | None = Field(None, description="cached evaluation of the initial agent (JSON)")
+    heldout: list[str] | str | None = Field(HELDOUT_DEFAULT, description="the sealed held-out split: a subset name "
+                                            "or task ids; the loop never evaluates them, `dgm confirm` does (none: no "
+                                            "held-out split; the default is empty on a benchmark without that subset)")
+    exclude_unhealthy: bool | Path = Field(False, description="drop tasks `dgm tasks health` flagged flaky or "
+                                           "invalid: a health report (JSON), or true for "
+                                           "<run.archive_dir>/health/<benchmark>.json; recorded in plan.json")
 
 
 class AdmissionSection(Strict):
@@ -236,6 +243,14 @@ class Config(Strict):
             elif timeout <= limit:
                 raise ValueError(f"{key} ({timeout:g}) must exceed {limit_key} ({limit:g}), or an agent that "
                                  f"runs out of time is killed before it hands in its patch")
+        return self
+
+    @model_validator(mode="after")
+    def _health_report_path(self) -> "Config":
+        """`exclude_unhealthy: true` means the report `dgm tasks health` writes by default."""
+        if self.evaluation.exclude_unhealthy is True:
+            name = self.evaluation.benchmark.replace("/", "_").replace(":", "_")
+            self.evaluation.exclude_unhealthy = self.run.archive_dir / "health" / f"{name}.json"
         return self
 
     @property

@@ -39,6 +39,7 @@ from dgm.executor.jobs import JOB_GRACE_S
 from dgm.llm.budget import BudgetExceeded
 from dgm.llm_access import LLMAccess
 from dgm.progress import NoProgress, Progress
+from dgm.splits import excluded_tasks
 from dgm.store.records import StageScore, TaskResult
 
 MAX_LOCAL_SLOTS = 64
@@ -80,10 +81,11 @@ def resolve_stages(benchmark: Benchmark, cfg: EvaluationSection) -> list[list[st
     """Task ids of each stage (a subset name or an explicit list); ValueError names the bad entry.
 
     A task already in an earlier stage is not run again (DGM's polyglot small and medium subsets share
-    one), so a cumulative score counts every task once.
+    one), so a cumulative score counts every task once. Tasks `evaluation.exclude_unhealthy` flags are
+    left out.
     """
     known, subsets = set(benchmark.task_ids()), benchmark.subsets()
-    stages, seen = [], set()
+    stages, seen = [], set(excluded_tasks(cfg))
     for index, stage in enumerate(cfg.stages):
         where = f"evaluation.stages.{index}.tasks"
         if isinstance(stage.tasks, list):

@@ -35,7 +35,9 @@ from dgm.llm_access import LLMAccess
 from dgm.loop import BUDGET_EXHAUSTED, INITIAL, DarwinGodelMachine, RunContext
 from dgm.progress import StoreProgress, live_view
 from dgm.sandbox.base import Limits
+from dgm.preregistration import write_plan
 from dgm.sandbox import cleanup_leftovers
+from dgm.splits import check_sealed
 from dgm.store import RunStore, StoreError
 
 # On resume only stopping rules and budgets may change, so past decisions stay valid.
@@ -58,7 +60,10 @@ def scripted_options(benchmark) -> dict:
 
 
 @contextmanager
-def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark | None = None) -> Iterator[RunContext]:
+def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark | None = None,
+            sink=None) -> Iterator[RunContext]:
+    """The run's parts, live. `sink`: where LLM calls are metered (default: the run store; `dgm confirm`
+    meters its own calls apart, so a confirmation never changes the run's ledger)."""
     benchmark = benchmark or load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
     prices = config.llm.price_table()
     routes = build_upstreams(
@@ -75,7 +80,7 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
     cache = ResponseCache(config.llm.cache_dir or store.run_dir / "llm_cache", config.llm.cache,
                           run=config.llm.cache_run or run_id)
     tcp_host = gateway_host(config)  # remote workers reach the gateway over TCP (per-attempt tokens only)
-    gateway = Gateway(routes, sink=store, budgets=budgets, prices=prices, tcp=tcp_host is not None,
+    gateway = Gateway(routes, sink=sink or store, budgets=budgets, prices=prices, tcp=tcp_host is not None,
                       tcp_host=tcp_host or "127.0.0.1", cache=cache)
     with gateway:
         gateway.preflight()
@@ -102,11 +107,18 @@ def runtime(config: Config, store: RunStore, run_id: str, benchmark: Benchmark |
             executor.close()
 
 
-def new_run(config: Config, run_dir: Path | None = None) -> tuple[RunStore, str]:
+def new_run(config: Config, run_dir: Path | None = None, benchmark: Benchmark | None = None) -> tuple[RunStore, str]:
+    """Create the run's store and seal its pre-registered plan (plan.json) before any work."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = run_dir.name if run_dir else f"{config.run.name}-{stamp}-s{config.run.seed}"
     run_dir = run_dir or config.run.archive_dir / run_id
+    benchmark = benchmark or load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+    try:
+        check_sealed(benchmark, config.evaluation)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     store = RunStore.create(run_dir, run_id, config.to_yaml(), config.uses_scripted_model)
+    write_plan(store, config, benchmark)
     return store, run_id
 
 
@@ -144,6 +156,10 @@ def check_before_running(config: Config) -> Benchmark:
         raise ConfigError(f"evaluation.benchmark_options for {config.evaluation.benchmark!r}: {exc}") from None
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise ConfigError(f"evaluation.benchmark {config.evaluation.benchmark!r}: {exc}") from None
+    try:
+        check_sealed(benchmark, config.evaluation)
+    except ValueError as exc:  # names the stage key, or a bad evaluation.heldout / exclude_unhealthy
+        raise ConfigError(str(exc)) from None
     check_executor(config)
     if config.uses_scripted_model and not hasattr(benchmark, "find_by_problem_statement"):
         raise ConfigError(f"llm: the scripted test model only knows the local suite's tasks, not "
@@ -230,7 +246,7 @@ def execute(config_path: str | None, overrides: list[str], resume: str | None, y
             config = load_config(config_path, overrides)
             benchmark = check_before_running(config)
             confirm_cost(config, yes, benchmark)
-            store, run_id = new_run(config)
+            store, run_id = new_run(config, benchmark=benchmark)
     except (ConfigError, StoreError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         return 2

@@ -43,6 +43,7 @@ def summary_row(view: RunView) -> dict:
         "run": view.run_id,
         "model": "scripted (test double)" if view.scripted else "real",
         "status": view.status,
+        "plan": plan_status(view),
         "children": len(children),
         "compiled_rate": compiled / len(children) if children else 0.0,
         "paper_compiled_rate": paper_compiled / len(children) if children else 0.0,
@@ -58,6 +59,18 @@ def summary_row(view: RunView) -> dict:
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
     return row
+
+
+def plan_status(view: RunView) -> str:
+    """Whether the run's plan.json still matches the hash sealed into run.db at run start."""
+    from dgm.preregistration import check_plan
+    from dgm.store import RunStore
+
+    store = RunStore.open(view.run_dir, read_only=True)
+    try:
+        return check_plan(store).text()
+    finally:
+        store.close()
 
 
 def _fmt_score(view: RunView, node) -> str:

@@ -64,3 +64,48 @@ def compare_outcomes(a: dict[str, bool], b: dict[str, bool]) -> PairedComparison
     only_b = sum(1 for t in shared if b[t] and not a[t])
     neither = len(shared) - both - only_a - only_b
     return PairedComparison(len(shared), both, only_a, only_b, neither, mcnemar_exact(only_a, only_b))
+
+
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def _resample_means(per_task: list[float], resamples: int, rng) -> list[float]:
+    n = len(per_task)
+    return [sum(per_task[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples)]
+
+
+def bootstrap_interval(per_task: list[float], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean score, resampling tasks (not runs).
+
+    With R repeats per task the R outcomes of one task are not independent draws, so the task is the
+    unit that is resampled: `per_task` holds each task's mean over its repeats.
+    """
+    if not per_task:
+        return 0.0, 1.0
+    import random
+
+    means = sorted(_resample_means(per_task, resamples, random.Random(seed)))
+    tail = (1 - level) / 2
+    return means[int(tail * (resamples - 1))], means[int(round((1 - tail) * (resamples - 1)))]
+
+
+def paired_bootstrap(a: dict[str, float], b: dict[str, float], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = 0) -> float:
+    """Two-sided p-value that agents a and b have the same mean score, on the tasks both were run on.
+
+    Each value is a task's mean over its repeats. The per-task differences are resampled around
+    their mean (the null: no difference), and p is the share of resampled mean differences at
+    least as far from 0 as the observed one (with the +1 correction, so p is never 0).
+    """
+    import random
+
+    shared = sorted(set(a) & set(b))
+    diffs = [a[t] - b[t] for t in shared]
+    if not diffs or all(d == 0 for d in diffs):
+        return 1.0
+    observed = sum(diffs) / len(diffs)
+    centred = [d - observed for d in diffs]
+    extreme = sum(abs(m) >= abs(observed) - 1e-12
+                  for m in _resample_means(centred, resamples, random.Random(seed)))
+    return min(1.0, (extreme + 1) / (resamples + 1))

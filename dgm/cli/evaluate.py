@@ -50,6 +50,7 @@ def _eval(args) -> int:
         config = load_config(args.config) if args.config else Config(run={"seed": 0})
         config.evaluation.benchmark = bench
         config.evaluation.stages = [Stage(tasks=subset)]
+        config.evaluation.heldout = None  # one fixed agent and no search: there is nothing to seal
         config.run.name = f"eval-{agent_dir.name}"
         config.agent.initial = agent_dir
         if args.backend:
@@ -58,7 +59,7 @@ def _eval(args) -> int:
     except ConfigError as exc:
         console.print(f"[red]error:[/] --bench {args.bench}: {exc}", soft_wrap=True)
         return 2
-    store, run_id = new_run(config)
+    store, run_id = new_run(config, benchmark=benchmark)
     if config.uses_scripted_model:
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     work = store.begin_attempt("0:initial", 0, 0, None)

@@ -35,6 +35,7 @@ ADDED_COLUMNS = (
     ("attempts", "phase_done", "INTEGER"),
     ("attempts", "phase_total", "INTEGER"),
     ("attempts", "phase_at", "TEXT"),
+    ("runs", "plan_sha256", "TEXT"),  # SHA-256 of plan.json, written once at run start
 )
 
 
@@ -82,8 +83,10 @@ class RunStore:
         with store._lock, store.db:
             store.db.executescript(resources.files("dgm.store").joinpath("schema.sql").read_text())
             store.db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?)", (run_id, now(), config_yaml, int(scripted), "running", None, None)
+                "INSERT INTO runs (run_id, created_at, config_yaml, scripted, status, stop_reason, finished_at)"
+                " VALUES (?,?,?,?,?,?,?)", (run_id, now(), config_yaml, int(scripted), "running", None, None)
             )
+        store._add_missing_columns()
         return store
 
     @classmethod
@@ -120,6 +123,20 @@ class RunStore:
         finished = now() if status != "running" else None
         with self._lock, self.db:
             self.db.execute("UPDATE runs SET status=?, stop_reason=?, finished_at=?", (status, reason, finished))
+
+    def set_plan_hash(self, sha256: str) -> None:
+        """Seal the pre-registered plan: its hash is written once and never replaced."""
+        with self._lock, self.db:
+            row = self.db.execute("SELECT plan_sha256 FROM runs").fetchone()
+            if row["plan_sha256"] not in (None, sha256):
+                raise StoreError(f"{self.run_dir}: the run's plan is already sealed with another hash")
+            self.db.execute("UPDATE runs SET plan_sha256=?", (sha256,))
+
+    def plan_hash(self) -> str | None:
+        """The sealed plan's SHA-256 (None for runs made before plans, or not sealed yet)."""
+        if "plan_sha256" not in self._columns("runs"):
+            return None
+        return self.db.execute("SELECT plan_sha256 FROM runs").fetchone()["plan_sha256"]
 
     # -- generations and attempts --------------------------------------------------------
     def start_generation(self, generation: int, parents: list[str]) -> None:
