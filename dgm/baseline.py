@@ -82,7 +82,7 @@ def run_baseline(config: Config, source: Path, out_dir: Path, *, max_repeats: in
 
     benchmark = check_before_running(config)
     budget = Budget.of_run(source)
-    store, run_id = new_run(config, out_dir)
+    store, run_id = new_run(config, out_dir, benchmark)
     source_id = RunView.load(source).run_id
     meta = {"kind": "equal_budget_baseline", "source_run": source_id, "source_run_dir": str(source.resolve()),
             "agent": str(config.agent.initial.resolve()), "budget": {"unit": budget.unit, "amount": budget.amount},

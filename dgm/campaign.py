@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Callable
 
 from dgm.analysis.runview import RunView
-from dgm.analysis.sampling import bootstrap_interval
+from dgm.analysis.sampling import bootstrap_summary
 from dgm.analysis.stats import wilson_interval
-from dgm.config import Config, ConfigError, load_config
+from dgm.config import HELDOUT_DEFAULT, Config, ConfigError, load_config
+from dgm.loop import INITIAL
 from dgm.store import StoreError
 
 CAMPAIGN_FILE = "campaign.json"
@@ -155,7 +156,7 @@ def run_seed(campaign: Campaign, seed: int) -> int:
         overrides = [f"run.seed={seed}", f"run.max_concurrency={campaign.run_concurrency}"]
         config = load_config(campaign.dir / "config.yaml", overrides)
         benchmark = check_before_running(config)
-        store, run_id = new_run(config, run_dir)
+        store, run_id = new_run(config, run_dir, benchmark)
         code = run_to_completion(config, store, run_id, benchmark)
     elif status in UNFINISHED:
         code = execute(None, [], str(run_dir), yes=True)  # the cost was confirmed for the whole campaign
@@ -169,13 +170,38 @@ def run_seed(campaign: Campaign, seed: int) -> int:
 
 # -- scoring one run (the one place that knows about `dgm confirm`) ---------------------------
 def score_run(run_dir: Path, confirm_repeats: int = 1) -> dict:
-    """The run's best node and initial agent: confirmed scores if `dgm confirm` exists, else search scores."""
+    """The run's best node and initial agent, confirmed on the sealed held-out split (`dgm confirm`).
+
+    The best node is the top one by search score (top-1, so choosing it costs nothing of the
+    held-out tasks: its confirmed score is free of the winner's curse). A run that cannot be
+    confirmed (its benchmark has no held-out split) falls back to search scores, labelled as such.
+    """
+    from dgm.confirm import ConfirmError, confirm_run, load_results
+
     view = RunView.load(run_dir)
-    return search_score(view)
+    try:
+        report = confirm_run(view.run_dir, top_k=1, split=HELDOUT_DEFAULT, repeats=confirm_repeats)
+    except ConfirmError as exc:
+        return {**search_score(view), "confirm_error": str(exc)}
+    best = report.rows[-1]  # the top node, or the initial agent of a run without admitted children
+    initial = report.row(INITIAL)
+    runs = load_results(Path(report.out_dir) / best.node_id, report.tasks, report.repeats)
+    return {
+        **search_score(view),
+        "source": f"confirmed on {report.split} ({'sealed' if report.sealed else 'NOT sealed'}, "
+                  f"{len(report.tasks)} tasks x {report.repeats})",
+        "split": report.split, "best_node": best.node_id, "best_score": best.confirmed_score,
+        "best_interval95": [best.low, best.high], "best_search_score": best.search_score, "gap": best.gap,
+        "best_tasks": len(report.tasks), "initial_score": initial.confirmed_score,
+        "beats_initial": best.node_id != INITIAL and best.confirmed_score > initial.confirmed_score,
+        "p_value": best.p_value, "test": best.test,
+        "best_outcomes": [sum(r) / len(r) for r in runs.values()],  # per task, mean over repeats
+        "confirm_dir": report.out_dir,
+    }
 
 
 def search_score(view: RunView) -> dict:
-    """Fallback: scores on the tasks the search itself selected on (winner's curse: optimistic)."""
+    """Scores on the tasks the search itself selected on (winner's curse: optimistic); the fallback."""
     best = view.best()
     initial = next((n for n in view.nodes if n.parent_id is None), None)
     outcomes = _resolved_flags(view, best.node_id) if best else []
@@ -221,6 +247,7 @@ def summarize(campaign: Campaign) -> dict:
     summary = {
         "campaign": str(campaign.dir), "scripted_model": campaign.scripted, "seeds": seeds,
         "runs_scored": len(scored), "runs_planned": len(campaign.seeds),
+        "significant_wins": sum(1 for s in scored if s["beats_initial"] and (s["p_value"] or 1) < 0.05),
         "score_source": sorted({s["source"] for s in scored}),
         "best_score": _distribution(best),
         "beats_initial": _share(wins),
@@ -234,7 +261,7 @@ def _distribution(values: list[float]) -> dict | None:
         return None
     out = {"n": len(values), "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
            "min": min(values), "median": statistics.median(values), "max": max(values)}
-    _, low, high = bootstrap_interval(values)
+    _, low, high = bootstrap_summary(values)
     out["mean_interval95"] = [low, high]  # bootstrap over seeds
     return out
 
@@ -248,7 +275,7 @@ def _share(wins: list[bool]) -> dict | None:
 
 def _variance(scored: list[dict]) -> dict | None:
     """Seed to seed (SD of the best scores) vs task sampling (bootstrap over tasks, mean over seeds)."""
-    task_ses = [bootstrap_interval(s["best_outcomes"])[0] for s in scored if s["best_outcomes"]]
+    task_ses = [bootstrap_summary(s["best_outcomes"])[0] for s in scored if s["best_outcomes"]]
     best = [s["best_score"] for s in scored]
     if not task_ses:
         return None

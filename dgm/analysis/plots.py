@@ -127,9 +127,12 @@ def compare_figure(views: list[RunView], labels: list[str] | None = None, refere
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     labels = labels or [v.run_id for v in views]
-    for view, label in zip(views, labels):
+    for i, (view, label) in enumerate(zip(views, labels)):
+        if baseline_lines(ax, view, label, colormaps["tab10"](i % 10)):
+            continue
         points = view.progress()
-        ax.step([p.iteration for p in points], [p.best_so_far for p in points], where="post", lw=2, label=label)
+        ax.step([p.iteration for p in points], [p.best_so_far for p in points], where="post", lw=2, label=label,
+                color=colormaps["tab10"](i % 10))
     if reference is not None:
         ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label or f"reference {reference:g}")
     ax.set_xlabel("iteration (children created)")
@@ -140,6 +143,20 @@ def compare_figure(views: list[RunView], labels: list[str] | None = None, refere
     ax.set_title("Best score so far")
     watermark(fig, any(v.scripted for v in views))
     return fig
+
+
+def baseline_lines(ax, view: RunView, label: str, colour) -> bool:
+    """An equal-budget baseline (dgm baseline) is no search: its best-of-N and mean pass@1 over the
+    whole budget are drawn as horizontal lines. False when the view is not a baseline."""
+    from dgm.baseline import read_meta, summarize
+
+    if read_meta(view.run_dir) is None:
+        return False
+    b = summarize(view.run_dir)
+    ax.axhline(b["best_of_n"], color=colour, ls="--", lw=1.5,
+               label=f"{label}: best-of-{b['repeats']} (equal budget)")
+    ax.axhline(b["mean_pass_at_1"], color=colour, ls=":", lw=1.5, label=f"{label}: mean pass@1")
+    return True
 
 
 # -- per-task outcomes ------------------------------------------------------------------

@@ -58,7 +58,34 @@ def summary_row(view: RunView) -> dict:
     row.update({f"cost_{p}_usd": round(v, 4) for p, v in cost.items()})
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
+    row.update(variance_columns(view))
     return row
+
+
+def variance_columns(view: RunView) -> dict:
+    """Task-sampling vs run-to-run spread; for an equal-budget baseline also best-of-N, pass@k and pass^k.
+
+    A search run has one draw of each node, so only its best node's task-sampling SE (bootstrap over
+    the tasks it was scored on) is known here; run to run needs repeats (`dgm baseline`) or seeds
+    (`dgm campaign`)."""
+    from dgm.analysis.sampling import bootstrap_summary
+    from dgm.baseline import read_meta, summarize
+
+    if read_meta(view.run_dir) is not None:
+        b = summarize(view.run_dir)
+        unit = "$" if b["budget"]["unit"] == "usd" else " calls"
+        v = b["variance"]
+        return {"baseline_of": b["source_run"],
+                "budget": f"{b['budget']['spent']:g}{unit} of {b['budget']['amount']:g}{unit}",
+                "repeats": b["repeats"], "mean_pass@1": b["mean_pass_at_1"], "best_of_n": b["best_of_n"],
+                **{f"pass@{k}": value for k, value in b["pass_at_k"].items()},
+                **{f"pass^{k}": value for k, value in b["pass_hat_k"].items()},
+                "task_sampling_se": v["task_sampling_se"],
+                "run_to_run_sd": "" if v["run_to_run_sd"] is None else v["run_to_run_sd"]}
+    best = view.best()
+    flags = [float(r.outcome == "resolved") for r in view.results.get(best.node_id, [])] if best else []
+    return {"task_sampling_se": bootstrap_summary(flags)[0] if flags else "",
+            "run_to_run_sd": "needs dgm campaign or dgm baseline"}
 
 
 def plan_status(view: RunView) -> str:

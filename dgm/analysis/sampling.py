@@ -57,9 +57,12 @@ def k_values(n: int) -> list[int]:
     return ks + ([n] if n not in ks else [])
 
 
-def bootstrap_interval(values: Sequence[float], stat: Callable[[Sequence[float]], float] = statistics.fmean,
-                       replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> tuple[float, float, float]:
-    """(standard error, 2.5% and 97.5% percentiles) of `stat` over resamples of `values` with replacement."""
+def bootstrap_summary(values: Sequence[float], stat: Callable[[Sequence[float]], float] = statistics.fmean,
+                      replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> tuple[float, float, float]:
+    """(standard error, 2.5% and 97.5% percentiles) of `stat` over resamples of `values` with replacement.
+
+    Like dgm.analysis.stats.bootstrap_interval (the interval alone), plus the standard error, which is
+    what the variance split compares."""
     if not values:
         raise ValueError("bootstrap of no values")
     rng = random.Random(seed)
@@ -95,7 +98,7 @@ def variance_split(outcomes: Sequence[Sequence[bool]], seed: int = 0) -> Varianc
         raise ValueError("every repeat must cover the same tasks")
     per_task = [sum(row[t] for row in outcomes) / len(outcomes) for t in range(tasks)]
     per_repeat = [sum(row) / tasks for row in outcomes]
-    se, low, high = bootstrap_interval(per_task, seed=seed)
+    se, low, high = bootstrap_summary(per_task, seed=seed)
     run_sd = statistics.stdev(per_repeat) if len(per_repeat) > 1 else None
     run_se = run_sd / math.sqrt(len(per_repeat)) if run_sd is not None else None
     return VarianceSplit(len(outcomes), tasks, statistics.fmean(per_repeat), se, (low, high), run_sd, run_se)

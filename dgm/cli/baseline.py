@@ -18,9 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("config", nargs="?", help="experiment YAML giving the models, sandbox and initial agent")
     p.add_argument("--budget-from", required=True, metavar="RUN", help="the run whose tasks and spend to match")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--out", type=Path, help="baseline run directory (default: RUN/baseline)")
+    p.add_argument("--out", type=Path, help="baseline run directory (default: RUN/baseline-RUNNAME, where dgm report finds it)")
     p.add_argument("--max-repeats", type=int, default=100, help="stop after this many repeats (default 100)")
-    p.add_argument("--report", action="store_true", help="only report an existing baseline (RUN/baseline or --out)")
+    p.add_argument("--report", action="store_true", help="only report an existing baseline (the default directory or --out)")
     p.add_argument("--yes", action="store_true", help="spend a paid endpoint's money without asking")
     p.add_argument("--json", action="store_true", help="the same figures as JSON")
 
@@ -36,7 +36,7 @@ def _baseline(args) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     try:
         source = resolve_run(args.budget_from)
-        out = args.out or source / "baseline"
+        out = args.out or default_dir(source)
         if not args.report:
             if not args.config:
                 raise ConfigError("give a CONFIG file (models, sandbox, initial agent), or --report")
@@ -60,6 +60,11 @@ def _baseline(args) -> int:
         print_summary(summary)
         print(f"baseline run directory: {out}")
     return 0
+
+
+def default_dir(source: Path) -> Path:
+    """Inside the run, so `dgm report RUN` and `dgm plot compare RUN` find it (the name is its run id)."""
+    return source / f"baseline-{source.name}"
 
 
 def print_summary(s: dict) -> None:
