@@ -165,11 +165,13 @@ def run_seed(campaign: Campaign, seed: int) -> int:
     if code == 0 and _status(run_dir) == "finished":
         score = score_run(run_dir, campaign.confirm_repeats)
         campaign.score_path(seed).write_text(json.dumps({"seed": seed, **score}, indent=2))
+        print(f"scored ({score['source']}): best {score['best_node']} {score['best_score']}, "
+              f"initial {score['initial_score']}")
     return code
 
 
 # -- scoring one run (the one place that knows about `dgm confirm`) ---------------------------
-def score_run(run_dir: Path, confirm_repeats: int = 1) -> dict:
+def score_run(run_dir: Path, confirm_repeats: int = 1, log: Callable[[str], None] = print) -> dict:
     """The run's best node and initial agent, confirmed on the sealed held-out split (`dgm confirm`).
 
     The best node is the top one by search score (top-1, so choosing it costs nothing of the
@@ -180,8 +182,9 @@ def score_run(run_dir: Path, confirm_repeats: int = 1) -> dict:
 
     view = RunView.load(run_dir)
     try:
-        report = confirm_run(view.run_dir, top_k=1, split=HELDOUT_DEFAULT, repeats=confirm_repeats)
+        report = confirm_run(view.run_dir, top_k=1, split=HELDOUT_DEFAULT, repeats=confirm_repeats, report=log)
     except ConfirmError as exc:
+        log(f"not confirmed, search scores used instead: {exc}")
         return {**search_score(view), "confirm_error": str(exc)}
     best = report.rows[-1]  # the top node, or the initial agent of a run without admitted children
     initial = report.row(INITIAL)

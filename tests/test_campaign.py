@@ -28,7 +28,8 @@ def _dgm(*args):
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     out = tmp_path_factory.mktemp("campaign") / "c"
-    proc = _dgm("campaign", "experiments/quickstart.yaml", "--seeds", "3", "--out", str(out), "--json", *SMALL)
+    proc = _dgm("campaign", "experiments/quickstart.yaml", "--seeds", "3", "--parallel", "3", "--out", str(out),
+                "--json", *SMALL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, json.loads(proc.stdout), proc.stderr
 
@@ -36,11 +37,11 @@ def campaign(tmp_path_factory):
 def test_three_seeds_run_as_independent_runs(campaign):
     out, summary, log = campaign
     record = json.loads((out / "campaign.json").read_text())
-    assert record["seeds"] == [0, 1, 2] and record["parallel"] == 2  # quickstart: 4 slots // 2 workers
+    assert record["seeds"] == [0, 1, 2] and record["parallel"] == 3
     for seed in record["seeds"]:
         run_dir = out / record["runs"][str(seed)]
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        assert config["run"]["seed"] == seed and config["run"]["max_concurrency"] == 2
+        assert config["run"]["seed"] == seed and config["run"]["max_concurrency"] == 1  # 4 slots // 3 runs
         assert (run_dir / "llm_cache").is_dir() and (run_dir / "plan.json").is_file()  # its own cache and plan
     assert "SCRIPTED MODEL" in log and "seed 2: done" in log
 

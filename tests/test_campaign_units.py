@@ -1,5 +1,7 @@
-"""pass@k, pass^k and the variance split, against values worked out by hand."""
+"""Without running agents: pass@k, pass^k and the variance split against values worked out by hand; the
+baseline's budget rule; a campaign's plan (seeds, parallel runs, sandbox slots) and its summary."""
 
+import json
 import math
 
 import pytest
@@ -7,6 +9,8 @@ import pytest
 from dgm.analysis.sampling import (bootstrap_summary, k_values, mean_over_tasks, pass_at_k, pass_hat_k,
                                    variance_split)
 from dgm.baseline import Budget, another_repeat_fits
+from dgm.campaign import Campaign, plan_campaign, summarize
+from dgm.store import StoreError
 
 
 def test_pass_at_k_is_the_codex_papers_unbiased_estimator():
@@ -71,3 +75,33 @@ def test_baseline_stops_before_a_repeat_that_would_overrun_the_budget():
     assert another_repeat_fits(calls, 51, 3)  # 51 + 17 = 68: exactly the budget
     assert not another_repeat_fits(calls, 54, 3)  # 54 + 18 > 68
     assert Budget("usd", 12.5).text() == "$12.50" and calls.text(3) == "3 LLM calls"
+
+
+def test_campaign_plan_shares_the_sandbox_slots_among_parallel_runs(tmp_path):
+    campaign, config = plan_campaign("experiments/quickstart.yaml", ["run.seed=7", "run.max_concurrency=6"], 4,
+                                     out=tmp_path / "c")
+    assert campaign.seeds == [7, 8, 9, 10]
+    assert campaign.parallel == 3 and campaign.run_concurrency == 2  # 6 slots // 2 workers; 6 // 3 each
+    assert campaign.scripted and campaign.runs["8"] == "runs/quickstart-s8"
+    again = Campaign.load(tmp_path / "c")
+    assert again.seeds == campaign.seeds and again.run_dir(9) == tmp_path.resolve() / "c" / "runs" / "quickstart-s9"
+    assert (tmp_path / "c" / "config.yaml").is_file()
+    with pytest.raises(StoreError, match="already holds a campaign"):
+        plan_campaign("experiments/quickstart.yaml", [], 2, out=tmp_path / "c")
+    assert plan_campaign("experiments/quickstart.yaml", [], 2, out=tmp_path / "d", parallel=5)[0].parallel == 2
+
+
+def test_campaign_summary_from_per_seed_scores(tmp_path):
+    campaign, _ = plan_campaign("experiments/quickstart.yaml", ["run.seed=0"], 3, out=tmp_path / "c")
+    scored = {0: (0.5, 0.25, [1, 0, 1, 0], 0.01), 1: (0.25, 0.25, [1, 0, 0, 0], None)}
+    for seed, (best, initial, outcomes, p) in scored.items():
+        campaign.score_path(seed).write_text(json.dumps({
+            "seed": seed, "run_id": f"quickstart-s{seed}", "source": "confirmed on heldout", "best_node": "g001s0",
+            "best_score": best, "initial_score": initial, "beats_initial": best > initial, "p_value": p,
+            "best_outcomes": outcomes, "children": 2, "progress": [[0, initial], [1, best]]}))
+    s = summarize(campaign)  # seed 2 never ran: listed, not counted
+    assert s["runs_scored"] == 2 and s["seeds"][2]["missing"] and s["seeds"][2]["status"] == "not started"
+    assert s["best_score"]["mean"] == pytest.approx(0.375) and s["best_score"]["sd"] == pytest.approx(0.1767767)
+    assert s["beats_initial"]["wins"] == 1 and s["beats_initial"]["probability"] == 0.5
+    assert s["significant_wins"] == 1
+    assert s["variance"]["seed_to_seed_sd"] == pytest.approx(0.1767767) and s["variance"]["tasks"] == 4
