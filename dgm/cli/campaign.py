@@ -96,13 +96,14 @@ def print_summary(s: dict) -> None:
     if s["scripted_model"]:
         console.print(f"[bold yellow]⚠ {SCRIPTED_NOTE()}[/]")
     source = ", ".join(s["score_source"]) or "-"
-    seeds = Table("seed", "children", "best node", "best", "initial", "beats initial", "p (paired)",
+    seeds = Table("seed", "children", "best node", "search", "best", "initial", "beats initial", "p (paired)",
                   title=f"Campaign: the best node of each seed, scored by {source}")
     for r in s["seeds"]:
         if r.get("missing"):
-            seeds.add_row(str(r["seed"]), "-", "-", f"not scored ({r['status']})", "-", "-", "-")
+            seeds.add_row(str(r["seed"]), "-", "-", "-", f"not scored ({r['status']})", "-", "-", "-")
             continue
-        seeds.add_row(str(r["seed"]), str(r["children"]), r["best_node"] or "-", _num(r["best_score"]),
+        seeds.add_row(str(r["seed"]), str(r["children"]), r["best_node"] or "-", _num(r.get("best_search_score")),
+                      _num(r["best_score"]),
                       _num(r["initial_score"]), {True: "yes", False: "no"}.get(r["beats_initial"], "-"),
                       _num(r["p_value"]))
     console.print(seeds)
@@ -124,6 +125,8 @@ def print_summary(s: dict) -> None:
                                       "task_sampling_interval95": None, "mean_score": dist["mean"] if dist else 0,
                                       "run_to_run_sd": v["seed_to_seed_sd"], "run_to_run_se_of_mean": None,
                                       "repeats": v["seeds"]}, "seed"))
+    console.print("search = the best node's search score (chosen on those tasks: optimistic); best, initial: "
+                  "scored as the title says; p: paired test of best vs initial on the same tasks")
     console.print(f"runs: {s['campaign']}/runs/ (one per seed)")
     for path in s.get("figures", []):
         console.print(f"figure: {path}")
