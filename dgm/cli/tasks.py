@@ -1,4 +1,5 @@
-"""`dgm tasks list|validate|export-swebench BENCH`: inspect, validate and export a benchmark's tasks."""
+"""`dgm tasks list|validate|health|export-swebench BENCH`: inspect, validate, health-check and export a
+benchmark's tasks."""
 
 from __future__ import annotations
 
@@ -36,6 +37,22 @@ def register(subparsers) -> None:
     p.add_argument("--subset", default=None, help="only this subset")
     p.add_argument("--timeout", type=float, default=120, help="seconds per test run (default 120)")
 
+
+    p = add_command(sub, "health", _health,
+                    "Harness health: grade each task's gold patch R times (must resolve R of R) and run its hidden "
+                    "tests on the unpatched base R times (must fail R of R); other tasks are flagged flaky or "
+                    "invalid. Writes a report that evaluation.exclude_unhealthy reads. Exit 1 if any is flagged.",
+                    "dgm tasks health local --subset small --repeats 3")
+    p.add_argument("bench", help="benchmark spec: local or local:PATH")
+    p.add_argument("--repeats", type=int, default=3, metavar="R", help="gradings of each patch (default 3)")
+    p.add_argument("--backend", default=None, help="sandbox backend: bwrap | local (default: bwrap if it works)")
+    p.add_argument("--workers", type=int, default=1, help="tasks checked in parallel (default 1)")
+    p.add_argument("--task", action="append", default=None, metavar="ID", help="only this task (repeatable)")
+    p.add_argument("--subset", default=None, help="only this subset")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per test run (default 120)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report file (default: archive/health/<bench>.json, what exclude_unhealthy: true reads)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = add_command(sub, "export-swebench", _export_swebench,
                     "Write the local suite as a SWE-bench dataset (JSONL) and build its environment and instance "
@@ -152,6 +169,52 @@ def _validate_swebench(args, bench, ids) -> int:
     bad = [r for r in results if not r.ok]
     console.print(f"{len(results) - len(bad)}/{len(results)} instances valid in {elapsed:.0f}s")
     return 1 if bad else 0
+
+
+def _health(args) -> int:
+    import json
+
+    from dgm.bench.health import HEALTHY, check_health, write_report
+    from dgm.bench.local import LocalBenchmark
+    from dgm.sandbox import default_backend
+
+    found = _benchmark_and_ids(args)
+    if found is None:
+        return 2
+    bench, ids = found
+    if not isinstance(bench, LocalBenchmark):
+        print(f"error: dgm tasks health checks local task suites, not {args.bench!r}", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print(f"error: --repeats must be >= 1 (got {args.repeats})", file=sys.stderr)
+        return 2
+    backend = args.backend or default_backend()
+    out = args.out or Path("archive") / "health" / f"{args.bench.replace('/', '_').replace(':', '_')}.json"
+    started = time.monotonic()
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task(f"checking {len(ids)} tasks x {args.repeats} ({backend})", total=len(ids))
+        results = check_health(bench, ids, repeats=args.repeats, backend=backend, workers=args.workers,
+                               timeout=args.timeout, on_done=lambda _: progress.advance(bar))
+    elapsed = time.monotonic() - started
+    write_report(out, args.bench, backend, results)
+    flagged = [r for r in results if r.verdict != HEALTHY]
+    if args.json:
+        print(json.dumps({"benchmark": args.bench, "backend": backend, "repeats": args.repeats, "report": str(out),
+                          "tasks": [r.to_json() for r in results], "unhealthy": [r.task_id for r in flagged]},
+                         indent=2))
+        return 1 if flagged else 0
+    table = Table(title=f"harness health of {len(ids)} tasks x {args.repeats} — backend {backend}, {elapsed:.0f}s")
+    for column in ("task", "gold resolves", "empty fails", "verdict", "problems"):
+        table.add_column(column, justify="right" if column in ("gold resolves", "empty fails") else "left")
+    colour = {"healthy": "green", "flaky": "yellow", "invalid": "red"}
+    for r in results:
+        table.add_row(r.task_id, f"{r.gold_resolved}/{r.repeats}", f"{r.empty_failed}/{r.repeats}",
+                      f"[{colour[r.verdict]}]{r.verdict}[/]", "; ".join(r.problems))
+    console = Console()
+    console.print(table)
+    console.print(f"{len(results) - len(flagged)}/{len(results)} healthy; report: {out} "
+                  f"(drop the flagged ones from a run with evaluation.exclude_unhealthy: {out})")
+    return 1 if flagged else 0
 
 
 def _export_swebench(args) -> int:
