@@ -185,4 +185,19 @@ def source_scores(meta: dict) -> dict | None:
     children = sum(1 for n in view.nodes if n.parent_id is not None)
     return {"run": view.run_id, "children": children,
             "initial_score": initial.score if initial else None,
-            "best_node": best.node_id if best else None, "best_search_score": best.score if best else None}
+            "best_node": best.node_id if best else None, "best_search_score": best.score if best else None,
+            "confirmed": confirmed_scores(view.run_dir)}
+
+
+def confirmed_scores(run_dir: Path) -> dict | None:
+    """The run's best node and initial agent as `dgm confirm` scored them on held-out tasks (None: not confirmed).
+
+    The baseline's best-of-N is the initial agent's code, so its held-out score is the initial agent's."""
+    reports = sorted(Path(run_dir).glob("confirm/heldout-r*/report.json"))
+    if not reports:
+        return None
+    report = json.loads(reports[-1].read_text())
+    rows = report["rows"]
+    top = rows[1] if len(rows) > 1 else rows[0]  # confirm lists the initial agent, then nodes best first
+    return {"split": report["split"], "tasks": len(report["tasks"]), "repeats": report["repeats"],
+            "best_node": top["node_id"], "best_score": top["confirmed_score"], "initial_score": rows[0]["confirmed_score"]}

@@ -103,6 +103,14 @@ def test_baseline_spends_the_runs_call_budget_on_the_initial_agent(baseline):
     assert b["pass_at_k"]["1"] == pytest.approx(b["mean_pass_at_1"]) and b["best_of_n"] == max(b["repeat_scores"])
     assert b["pass_hat_k"][str(b["repeats"])] <= b["pass_at_k"]["1"] <= b["pass_at_k"][str(b["repeats"])]
     assert b["source"]["initial_score"] is not None and b["variance"]["repeats"] == b["repeats"]
+    seed = next(s for s in campaign_summary(run_dir)["seeds"] if s["seed"] == 0)
+    confirmed = b["source"]["confirmed"]  # the campaign confirmed this run: shown beside the baseline
+    assert confirmed["best_node"] == seed["best_node"] and confirmed["best_score"] == seed["best_score"]
+    assert confirmed["initial_score"] == seed["initial_score"]
+
+
+def campaign_summary(run_dir):
+    return {"seeds": [json.loads(p.read_text()) for p in (run_dir.parents[1] / "scores").glob("*.json")]}
 
 
 def _calls(run_dir):

@@ -99,6 +99,11 @@ def equal_budget_table(s: dict) -> "Table":
                   f"{_score(src.get('best_search_score'))} ({src.get('best_node', '-')}, search score)",
                   f"{s['best_of_n']:.3f} (best-of-{s['repeats']})")
     table.add_row("any sample solves the task", "", f"{s['pass_at_k'][max(s['pass_at_k'])]:.3f} (pass@{s['repeats']})")
+    confirmed = src.get("confirmed")
+    if confirmed:  # every repeat is the initial agent's code: on held-out tasks it scores what the initial does
+        table.add_row(f"best, confirmed on {confirmed['split']} ({confirmed['tasks']} tasks x {confirmed['repeats']})",
+                      f"{confirmed['best_score']:.3f} ({confirmed['best_node']})",
+                      f"{confirmed['initial_score']:.3f} (the initial agent's code)")
     return table
 
 
@@ -115,7 +120,8 @@ def variance_table(v: dict, across: str) -> "Table":
         table.add_row(f"{across} to {across}", "-", f"needs >= 2 {across}s")
     else:
         se = v.get("run_to_run_se_of_mean")
-        table.add_row(f"{across} to {across}", f"SD {v['run_to_run_sd']:.3f}" + (f" (SE of mean {se:.3f})" if se else ""),
+        table.add_row(f"{across} to {across}",
+                      f"SD {v['run_to_run_sd']:.3f}" + (f" (SE of mean {se:.3f})" if se is not None else ""),
                       f"spread of the score across {v['repeats']} {across}s")
     return table
 
