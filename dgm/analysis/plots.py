@@ -243,7 +243,8 @@ def campaign_figure(seeds: list[dict], scripted: bool, title: str = "Campaign") 
     for i, (s, curve) in enumerate(zip([s for s in seeds if s.get("progress")], filled)):
         ax.step(xs, curve + curve[-1:], where="post", lw=1, alpha=0.7, color=cmap(i % 10), label=f"seed {s['seed']}")
         if s.get("best_score") is not None:
-            ax.scatter([length - 0.2], [s["best_score"]], marker="D", s=25, color=cmap(i % 10), zorder=3)
+            # side by side at the right edge, so equal scores of several seeds all show
+            ax.scatter([length - 0.3 + 0.12 * i], [s["best_score"]], marker="D", s=25, color=cmap(i % 10), zorder=3)
     if filled:
         columns = list(zip(*filled))
         low, high, mean = [min(c) for c in columns], [max(c) for c in columns], [sum(c) / len(c) for c in columns]
