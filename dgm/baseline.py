@@ -68,7 +68,8 @@ def baseline_config(config_path: str, overrides: list[str], source: Path) -> Con
     run_config = load_config(source / "config.yaml")
     if config.evaluation.benchmark != run_config.evaluation.benchmark:
         raise ConfigError(f"evaluation.benchmark: {config_path} uses {config.evaluation.benchmark!r} but run "
-                          f"{source} used {run_config.evaluation.benchmark!r}; the baseline must run on the run's tasks")
+                          f"{source} used {run_config.evaluation.benchmark!r}; the baseline must run on the run's "
+                          "tasks")
     config.evaluation.stages = run_config.evaluation.stages
     config.evaluation.benchmark_options = run_config.evaluation.benchmark_options
     config.run.name = f"baseline-{source.name}"
@@ -200,4 +201,5 @@ def confirmed_scores(run_dir: Path) -> dict | None:
     rows = report["rows"]
     top = rows[1] if len(rows) > 1 else rows[0]  # confirm lists the initial agent, then nodes best first
     return {"split": report["split"], "tasks": len(report["tasks"]), "repeats": report["repeats"],
-            "best_node": top["node_id"], "best_score": top["confirmed_score"], "initial_score": rows[0]["confirmed_score"]}
+            "best_node": top["node_id"], "best_score": top["confirmed_score"],
+            "initial_score": rows[0]["confirmed_score"]}

@@ -262,7 +262,8 @@ def summarize(campaign: Campaign) -> dict:
 def _distribution(values: list[float]) -> dict | None:
     if not values:
         return None
-    out = {"n": len(values), "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+    out = {"n": len(values), "mean": statistics.fmean(values),
+           "sd": statistics.stdev(values) if len(values) > 1 else None,
            "min": min(values), "median": statistics.median(values), "max": max(values)}
     _, low, high = bootstrap_summary(values)
     out["mean_interval95"] = [low, high]  # bootstrap over seeds

@@ -18,9 +18,11 @@ def register(subparsers) -> None:
     p.add_argument("config", nargs="?", help="experiment YAML giving the models, sandbox and initial agent")
     p.add_argument("--budget-from", required=True, metavar="RUN", help="the run whose tasks and spend to match")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--out", type=Path, help="baseline run directory (default: RUN/baseline-RUNNAME, where dgm report finds it)")
+    p.add_argument("--out", type=Path,
+                   help="baseline run directory (default: RUN/baseline-RUNNAME, where dgm report finds it)")
     p.add_argument("--max-repeats", type=int, default=100, help="stop after this many repeats (default 100)")
-    p.add_argument("--report", action="store_true", help="only report an existing baseline (the default directory or --out)")
+    p.add_argument("--report", action="store_true",
+                   help="only report an existing baseline (the default directory or --out)")
     p.add_argument("--yes", action="store_true", help="spend a paid endpoint's money without asking")
     p.add_argument("--json", action="store_true", help="the same figures as JSON")
 
@@ -78,7 +80,8 @@ def print_summary(s: dict) -> None:
         console.print(f"[bold yellow]⚠ {SCRIPTED_BANNER}[/]")
     console.print(equal_budget_table(s))
     ks = list(s["pass_at_k"])
-    passk = Table("k", *[str(k) for k in ks], title=f"pass@k and pass^k over {s['repeats']} repeats x {s['tasks']} tasks")
+    passk = Table("k", *[str(k) for k in ks],
+                  title=f"pass@k and pass^k over {s['repeats']} repeats x {s['tasks']} tasks")
     passk.add_row("pass@k (Codex, unbiased)", *[f"{s['pass_at_k'][k]:.3f}" for k in ks])
     passk.add_row("pass^k (tau-bench)", *[f"{s['pass_hat_k'][k]:.3f}" for k in ks])
     console.print(passk)

@@ -117,7 +117,8 @@ def print_summary(s: dict) -> None:
     if share:
         lo, hi = share["interval95"]
         table.add_row("P(best beats the initial agent)",
-                      f"{share['probability']:.2f} ({share['wins']}/{share['seeds']} seeds; Wilson 95% {lo:.2f}–{hi:.2f})")
+                      f"{share['probability']:.2f} ({share['wins']}/{share['seeds']} seeds; "
+                      f"Wilson 95% {lo:.2f}–{hi:.2f})")
         table.add_row("... of those, significant in the paired test (p < 0.05)",
                       f"{s['significant_wins']}/{share['seeds']} seeds")
     console.print(table)
