@@ -10,7 +10,9 @@ own evaluation machinery (its sandbox, its LLM routes and a gateway), and report
 - a paired test against the initial agent on the same tasks: the exact two-sided McNemar test for
   R = 1, a paired bootstrap over tasks (each task's mean over its repeats) for R > 1.
 
-Nothing of the run's ledger changes: results, artifacts and the LLM calls made go to
+The held-out tasks are the ones plan.json sealed at run start (if it still matches its hash; else the
+split as the config resolves it, and the report says the plan did not match). A split that shares a task
+with the search stages is reported as not sealed. Nothing of the run's ledger changes: results, artifacts and the LLM calls made go to
 `<run>/confirm/<split>-r<R>/` (the run store is opened read-only). A node already confirmed there
 on the same tasks is not evaluated again, so a larger --top only costs the new nodes.
 """
@@ -27,9 +29,10 @@ from pathlib import Path
 from dgm.analysis.stats import bootstrap_interval, compare_outcomes, paired_bootstrap, wilson_interval
 from dgm.bench import load_benchmark
 from dgm.config import Stage, load_config
-from dgm.evaluate import Evaluator
+from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import UsageRecord
 from dgm.loop import INITIAL
+from dgm.preregistration import PLAN_FILE, check_plan
 from dgm.splits import HELDOUT_DEFAULT, split_tasks
 from dgm.store import Node, RunStore, TaskResult
 
@@ -68,6 +71,7 @@ class ConfirmReport:
     llm_calls: int = 0
     cost_usd: float = 0.0
     out_dir: str = ""
+    plan: str = ""  # the run's plan check (matches | MODIFIED | missing | unsealed); held-out ids come from it
 
     def row(self, node_id: str) -> ConfirmRow:
         return next(r for r in self.rows if r.node_id == node_id)
@@ -119,8 +123,10 @@ def confirm_run(run_dir: Path, *, top_k: int = 3, split: str = HELDOUT_DEFAULT, 
     store = RunStore.open(Path(run_dir), read_only=True)
     config = load_config(store.run_dir / "config.yaml")
     benchmark = load_benchmark(config.evaluation.benchmark, **config.evaluation.benchmark_options)
+    plan = check_plan(store)
     try:
-        tasks = split_tasks(benchmark, config.evaluation, split)
+        tasks = confirmation_tasks(store, config, benchmark, split, plan.status)
+        searched = {t for stage in resolve_stages(benchmark, config.evaluation) for t in stage}
     except ValueError as exc:
         raise ConfirmError(str(exc)) from None
     if not tasks:
@@ -136,14 +142,25 @@ def confirm_run(run_dir: Path, *, top_k: int = 3, split: str = HELDOUT_DEFAULT, 
     calls, cost = ledger.totals()
     info = store.run_info()
     confirm = ConfirmReport(
-        run_id=info["run_id"], run_dir=str(store.run_dir), split=split, sealed=split == HELDOUT_DEFAULT,
+        run_id=info["run_id"], run_dir=str(store.run_dir), split=split,
+        sealed=split == HELDOUT_DEFAULT and not searched & set(tasks),
         tasks=tasks, repeats=repeats, scripted=bool(info["scripted"]), evaluated=[n.node_id for n in todo],
-        llm_calls=calls, cost_usd=cost, out_dir=str(out_dir),
+        llm_calls=calls, cost_usd=cost, out_dir=str(out_dir), plan=plan.status,
         rows=[confirm_row(n, results[n.node_id], results[INITIAL], repeats) for n in nodes],
     )
     (out_dir / "report.json").write_text(json.dumps(confirm.to_json(), indent=2) + "\n")
     store.close()
     return confirm
+
+
+def confirmation_tasks(store: RunStore, config, benchmark, split: str, plan_status: str) -> list[str]:
+    """The held-out ids the run pre-registered in plan.json (when it still matches its hash), else the
+    split as the run's config resolves it today."""
+    if split == HELDOUT_DEFAULT and plan_status == "matches":
+        heldout = json.loads((store.run_dir / PLAN_FILE).read_text())["splits"]["heldout"]
+        if heldout:
+            return heldout
+    return split_tasks(benchmark, config.evaluation, split)
 
 
 def _evaluate(store: RunStore, config, benchmark, nodes: list[Node], tasks: list[str], repeats: int,

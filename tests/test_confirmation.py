@@ -99,6 +99,7 @@ def test_confirm_evaluates_on_heldout_and_leaves_the_run_untouched(run_dir, caps
     report = confirm_run(run_dir, top_k=1)
     assert ledger(run_dir) == before
     assert report.sealed and report.tasks == HELDOUT and report.repeats == 1 and report.scripted
+    assert report.plan == "matches"  # the held-out ids are the ones plan.json sealed
     store = RunStore.open(run_dir, read_only=True)
     best = top_nodes(store, 1)[0]
     assert [r.node_id for r in report.rows] == ["initial", best.node_id]

@@ -43,7 +43,6 @@ def summary_row(view: RunView) -> dict:
         "run": view.run_id,
         "model": "scripted (test double)" if view.scripted else "real",
         "status": view.status,
-        "plan": plan_status(view),
         "children": len(children),
         "compiled_rate": compiled / len(children) if children else 0.0,
         "paper_compiled_rate": paper_compiled / len(children) if children else 0.0,
@@ -59,6 +58,7 @@ def summary_row(view: RunView) -> dict:
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
     row.update(variance_columns(view))
+    row["plan"] = plan_status(view)
     return row
 
 

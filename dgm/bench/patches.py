@@ -1,17 +1,27 @@
 """Splitting unified diffs per file and removing the parts that touch tests.
 
 A model patch may edit tests (to make them pass, or by accident); SWE-bench-style grading
-drops those file diffs and resets tests to the base before applying the hidden test patch.
+drops those file diffs and resets tests to the base before applying the hidden test patch. Test
+config files (pytest.ini, .pytest.ini, conftest.py, ...) and root modules that would shadow the
+test runner (a `pytest.py` that prints "5 passed") are dropped the same way.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 TEST_DIRS = {"tests", "test", "testing"}
-TEST_CONFIG_FILES = {"conftest.py", "pytest.ini", "tox.ini", "noxfile.py"}
+# pytest reads its config from the hidden and TOML variants too (pytest >= 7 and 9).
+TEST_CONFIG_FILES = {"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini", "noxfile.py"}
+# Graders run `python -m pytest` from the repository root, so the root comes first on sys.path: a module
+# added there under one of these names replaces the test runner (or a module it imports) with one that
+# prints whatever results it likes. New root modules named like the standard library do the same.
+RUNNER_MODULES = {"pytest", "_pytest", "pluggy", "py", "iniconfig", "packaging", "pygments", "exceptiongroup",
+                  "tomli", "colorama", "sitecustomize", "usercustomize"}
+_MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")
 # Shared config files only count as test config when the diff touches a pytest section.
 MIXED_CONFIG_FILES = {"setup.cfg", "pyproject.toml"}
 _PYTEST_SECTION = re.compile(r"\[(tool:pytest|tool\.pytest[^\]]*|pytest)\]")
@@ -54,7 +64,27 @@ def split_patch(patch: str) -> list[FileDiff]:
     return chunks
 
 
+def shadowed_module(path: str) -> str | None:
+    """The importable top-level name a repository-root file defines (`x.py`, `x/__init__.py`), else None."""
+    parts = PurePosixPath(path).parts
+    if len(parts) == 1 and parts[0].endswith(_MODULE_SUFFIXES):
+        return parts[0].split(".")[0]
+    if len(parts) == 2 and parts[1].split(".")[0] == "__init__" and parts[1].endswith(_MODULE_SUFFIXES):
+        return parts[0]
+    return None
+
+
+def shadows_the_runner(path: str, diff_text: str = "") -> bool:
+    name = shadowed_module(path)
+    if name is None:
+        return False
+    created = "\nnew file mode" in "\n" + diff_text or "--- /dev/null" in diff_text
+    return name in RUNNER_MODULES or (created and name in sys.stdlib_module_names)
+
+
 def is_test_path(path: str, diff_text: str = "") -> bool:
+    if shadows_the_runner(path, diff_text):
+        return True
     parts = PurePosixPath(path).parts
     name = parts[-1] if parts else ""
     if any(part in TEST_DIRS for part in parts[:-1]):

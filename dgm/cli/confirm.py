@@ -52,6 +52,8 @@ def print_report(report, console: Console) -> None:
     if report.scripted:
         console.print(f"[bold yellow]{SCRIPTED_BANNER.upper()}[/]")
     where = "sealed held-out split" if report.sealed else "NOT held out: the search may have seen these tasks"
+    if report.plan != "matches":
+        console.print(f"[red]the run's plan.json check: {report.plan}[/] (held-out tasks taken from its config)")
     table = Table(title=f"confirmation of {report.run_id} on {report.split} ({where}): "
                         f"{len(report.tasks)} tasks x {report.repeats}")
     for column in ("node", "search", "confirmed", "95% CI", "gap", "+/- vs initial", "test", "p"):
