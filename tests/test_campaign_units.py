@@ -105,3 +105,16 @@ def test_campaign_summary_from_per_seed_scores(tmp_path):
     assert s["beats_initial"]["wins"] == 1 and s["beats_initial"]["probability"] == 0.5
     assert s["significant_wins"] == 1
     assert s["variance"]["seed_to_seed_sd"] == pytest.approx(0.1767767) and s["variance"]["tasks"] == 4
+
+
+def test_report_of_several_runs_sets_run_to_run_beside_task_sampling(tmp_path):
+    from dgm.analysis.report import render
+    from dgm.analysis.runview import RunView
+    from dgm.analysis.synthetic import build_synthetic_run
+
+    views = [RunView.load(build_synthetic_run(tmp_path / f"s{seed}", children=4, seed=seed)) for seed in (1, 2)]
+    text = render(views)
+    best = [v.best().score for v in views]
+    spread = abs(best[0] - best[1]) / math.sqrt(2)  # the SD of two values
+    assert f"Across these 2 runs: run-to-run SD of the best (search) score {spread:.3f}" in text
+    assert "task_sampling_se" in text and "needs dgm campaign or dgm baseline" in text

@@ -129,23 +129,24 @@ def render(views: list[RunView], fmt: str = "md") -> str:
     else:
         lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
         lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    lines += across_runs(rows)
+    lines += across_runs(views, rows)
     return "\n".join(lines) + "\n"
 
 
-def across_runs(rows: list[dict]) -> list[str]:
+def across_runs(views: list[RunView], rows: list[dict]) -> list[str]:
     """Several search runs of one setting (e.g. a campaign's seeds): run-to-run SD of their best scores
     beside the mean task-sampling SE, so a reader sees which of the two dominates."""
     import statistics
 
-    runs = [r for r in rows if "baseline_of" not in r and r.get("best_node") and r["task_sampling_se"] != ""]
-    if len(runs) < 2:
+    pairs = [(v.best(), r) for v, r in zip(views, rows) if "baseline_of" not in r]
+    pairs = [(best, r) for best, r in pairs if best is not None and r["task_sampling_se"] != ""]
+    if len(pairs) < 2:
         return []
-    best = [float(r["best_score"].split()[0]) for r in runs]
-    task_se = statistics.fmean(r["task_sampling_se"] for r in runs)
-    return ["", f"Across these {len(runs)} runs: run-to-run SD of the best score {statistics.stdev(best):.3f}; "
-                f"task-sampling SE (bootstrap over each best node's tasks, mean) {task_se:.3f}. Search scores: "
-                f"for confirmed ones see `dgm campaign --report` / `dgm confirm`."]
+    spread = statistics.stdev(best.score for best, _ in pairs)
+    task_se = statistics.fmean(r["task_sampling_se"] for _, r in pairs)
+    return ["", f"Across these {len(pairs)} runs: run-to-run SD of the best (search) score {spread:.3f}; "
+                f"task-sampling SE (bootstrap over each best node's tasks, mean) {task_se:.3f}. Confirmed "
+                f"scores: `dgm campaign --report` / `dgm confirm`."]
 
 
 def _cell(value) -> str:
