@@ -4,6 +4,7 @@ confirmed on sealed held-out tasks by `dgm confirm`; then the equal-budget basel
 and `dgm report` / `dgm plot compare` showing it beside its run."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dgm.analysis.runview import RunView
 from dgm.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,3 +144,20 @@ def test_bad_campaign_and_baseline_arguments_are_one_line_errors(tmp_path, capsy
     assert "evaluation.benchmark" in capsys.readouterr().err
     assert main(["campaign", "--report", str(tmp_path)]) == 2
     assert "not a campaign directory" in capsys.readouterr().err
+
+
+def test_resume_finishes_seeds_killed_mid_run(tmp_path):
+    out = tmp_path / "c"
+    killed = subprocess.run([sys.executable, "-m", "dgm", "campaign", "experiments/quickstart.yaml", "--seeds", "2",
+                             "--parallel", "2", "--out", str(out), *SMALL], cwd=REPO, capture_output=True, text=True,
+                            timeout=1500, env={**os.environ, "DGM_TEST_KILL_AT": "publish:1:0"})
+    assert killed.returncode == 1 and killed.stdout.count("exit -9") == 2, killed.stdout + killed.stderr
+    before = json.loads(_dgm("campaign", "--report", str(out), "--json").stdout)
+    assert before["runs_scored"] == 0 and [s["status"] for s in before["seeds"]] == ["running", "running"]
+    resumed = _dgm("campaign", "--resume", str(out), "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["runs_scored"] == 2 and all(s["children"] == 2 for s in summary["seeds"])
+    for seed in (0, 1):  # the killed attempt re-ran under its key: no node twice
+        view = RunView.load(out / "runs" / f"quickstart-s{seed}")
+        assert sorted(n.node_id for n in view.nodes) == ["g001s0", "g001s1", "initial"]
