@@ -12,8 +12,8 @@ own evaluation machinery (its sandbox, its LLM routes and a gateway), and report
 
 The held-out tasks are the ones plan.json sealed at run start (if it still matches its hash; else the
 split as the config resolves it, and the report says the plan did not match). A split that shares a task
-with the search stages is reported as not sealed. Nothing of the run's ledger changes: results, artifacts and the LLM calls made go to
-`<run>/confirm/<split>-r<R>/` (the run store is opened read-only). A node already confirmed there
+with the search stages is reported as not sealed. Nothing of the run's ledger changes: results,
+artifacts and the LLM calls made go to `<run>/confirm/<split>-r<R>/` (the run store is opened read-only). A node already confirmed there
 on the same tasks is not evaluated again, so a larger --top only costs the new nodes.
 """
 
@@ -31,6 +31,7 @@ from dgm.bench import load_benchmark
 from dgm.config import Stage, load_config
 from dgm.evaluate import Evaluator, resolve_stages
 from dgm.llm.base import UsageRecord
+from dgm.llm.budget import BudgetExceeded
 from dgm.loop import INITIAL
 from dgm.preregistration import PLAN_FILE, check_plan
 from dgm.splits import HELDOUT_DEFAULT, split_tasks
@@ -137,7 +138,11 @@ def confirm_run(run_dir: Path, *, top_k: int = 3, split: str = HELDOUT_DEFAULT, 
     ledger = CallLedger(out_dir / CALLS_FILE)
     todo = [n for n in nodes if load_results(out_dir / n.node_id, tasks, repeats) is None]
     if todo:
-        _evaluate(store, config, benchmark, todo, tasks, repeats, out_dir, ledger, workers, report)
+        try:
+            _evaluate(store, config, benchmark, todo, tasks, repeats, out_dir, ledger, workers, report)
+        except BudgetExceeded as exc:  # a budget hit is never a score; nodes finished so far are kept
+            raise ConfirmError(f"the run's LLM budget stopped the confirmation ({exc}); raise llm.budgets in "
+                               f"{store.run_dir / 'config.yaml'} and confirm again (finished nodes are kept)") from None
     results = {n.node_id: load_results(out_dir / n.node_id, tasks, repeats) for n in nodes}
     calls, cost = ledger.totals()
     info = store.run_info()
@@ -206,7 +211,9 @@ def load_results(node_dir: Path, tasks: list[str], repeats: int) -> dict[str, li
     return outcomes
 
 
-def confirm_row(node: Node, outcomes: dict[str, list[bool]], initial: dict[str, list[bool]], repeats: int) -> ConfirmRow:
+def confirm_row(node: Node, outcomes: dict[str, list[bool]], initial: dict[str, list[bool]],
+                repeats: int) -> ConfirmRow:
+    """One node's confirmed figures; `outcomes` and `initial`: {task: resolved per repeat}."""
     resolved = sum(sum(runs) for runs in outcomes.values())
     total = len(outcomes) * repeats
     means = {t: sum(runs) / repeats for t, runs in outcomes.items()}
@@ -224,7 +231,11 @@ def confirm_row(node: Node, outcomes: dict[str, list[bool]], initial: dict[str, 
     row.worse = sum(means[t] < base[t] for t in means)
     if repeats == 1:
         row.test = "mcnemar"
-        row.p_value = compare_outcomes({t: r[0] for t, r in outcomes.items()}, {t: r[0] for t, r in initial.items()}).p_value
+        row.p_value = compare_outcomes(_only_run(outcomes), _only_run(initial)).p_value
     else:
         row.test, row.p_value = "paired_bootstrap", paired_bootstrap(means, base)
     return row
+
+
+def _only_run(outcomes: dict[str, list[bool]]) -> dict[str, bool]:
+    return {task: runs[0] for task, runs in outcomes.items()}

@@ -60,7 +60,8 @@ def tasks_needed(p1: float, p2: float, *, alpha: float = 0.05, power: float = 0.
     return math.ceil(round(root * root / (d * d), 9))  # the rounding keeps 385.0000000001 at 385
 
 
-def detectable_effect(n: int, p1: float, *, alpha: float = 0.05, power: float = 0.8, design: str = PAIRED) -> float | None:
+def detectable_effect(n: int, p1: float, *, alpha: float = 0.05, power: float = 0.8,
+                      design: str = PAIRED) -> float | None:
     """The smallest gain over baseline p1 that n tasks detect with `power`; None if even 1 - p1 is too small."""
     if n < 1:
         return None
@@ -90,7 +91,8 @@ class SamplePlan:
 
 
 def plan_samples(baseline: float, effect: float, *, alpha: float = 0.05, power: float = 0.8,
-                 cost_per_task: float | None = None, children: int = 80, discordance: float | None = None) -> list[SamplePlan]:
+                 cost_per_task: float | None = None, children: int = 80,
+                 discordance: float | None = None) -> list[SamplePlan]:
     """Both designs for one target effect, with the evaluation cost per child and per run."""
     plans = []
     for design in DESIGNS:

@@ -78,8 +78,8 @@ class PlanCheck:
         short = (self.sealed_sha256 or "")[:12]
         return {
             "matches": f"plan.json matches its sealed hash (sha256 {short}…)",
-            "MODIFIED": f"plan.json was MODIFIED after the run started (sealed {short}…, now {self.file_sha256[:12]}…)"
-            if self.file_sha256 else "",
+            "MODIFIED": f"plan.json was MODIFIED after the run started (sealed {short}…, "
+                        f"now {(self.file_sha256 or '')[:12]}…)",
             "missing": f"plan.json is MISSING (sealed sha256 {short}…)",
             "unsealed": "no pre-registered plan (a run made before plans, or one that never started)",
         }[self.status]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dgm.analysis.report import render
+from dgm.analysis.runview import RunView
 from dgm.analysis.stats import BOOTSTRAP_RESAMPLES, paired_bootstrap, wilson_interval
 from dgm.bench import load_benchmark
 from dgm.cli import main
@@ -121,6 +123,8 @@ def test_confirm_evaluates_on_heldout_and_leaves_the_run_untouched(run_dir, caps
     table = capsys.readouterr().out
     assert "sealed held-out split" in table and best.node_id in table and "mcnemar" in table
     assert f"{report.rows[1].confirmed_score:.3f} ({report.rows[1].resolved}/2)" in table
+    summary = render([RunView.load(run_dir)])  # `dgm report` shows the confirmation beside the search
+    assert f"| confirmed@heldout-r1 | {best.node_id} {report.rows[1].confirmed_score:.3f}" in summary
 
 
 @pytest.mark.slow

@@ -47,7 +47,8 @@ def test_health_flags_the_invalid_task_in_json_table_and_report(suite, tmp_path,
     by_task = {t["task_id"]: t for t in data["tasks"]}
     assert by_task[GOOD] | {"verdict": HEALTHY} == by_task[GOOD]
     assert (by_task[GOOD]["gold_resolved"], by_task[GOOD]["empty_failed"]) == (2, 2)
-    assert (by_task[BROKEN]["gold_resolved"], by_task[BROKEN]["empty_failed"], by_task[BROKEN]["verdict"]) == (0, 2, INVALID)
+    broken = by_task[BROKEN]
+    assert (broken["gold_resolved"], broken["empty_failed"], broken["verdict"]) == (0, 2, INVALID)
     assert data["unhealthy"] == [BROKEN] and unhealthy_tasks(out) == {BROKEN: INVALID}
 
     assert main(args[:-2] + ["--repeats", "1", "--out", str(tmp_path / "again.json")]) == 1  # the table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView
 from dgm.analysis.stats import wilson_interval
@@ -59,6 +60,7 @@ def summary_row(view: RunView) -> dict:
     row["tokens"] = tokens
     row.update(variance_columns(view))
     row["plan"] = plan_status(view)
+    row.update(confirmed_scores(view))
     return row
 
 
@@ -86,6 +88,23 @@ def variance_columns(view: RunView) -> dict:
     flags = [float(r.outcome == "resolved") for r in view.results.get(best.node_id, [])] if best else []
     return {"task_sampling_se": bootstrap_summary(flags)[0] if flags else "",
             "run_to_run_sd": "needs dgm campaign or dgm baseline"}
+
+
+def confirmed_scores(view: RunView) -> dict[str, str]:
+    """For each `dgm confirm` done on the run: the search's chosen node, confirmed, beside the initial agent."""
+    out = {}
+    for path in sorted((view.run_dir / "confirm").glob("*/report.json")):
+        report = json.loads(path.read_text())
+        rows = report["rows"]
+        initial, chosen = rows[0], rows[1] if len(rows) > 1 else None
+        text = f"initial {initial['confirmed_score']:.3f} ({initial['resolved']}/{initial['total']})"
+        if chosen:
+            text = (f"{chosen['node_id']} {chosen['confirmed_score']:.3f} [{chosen['low']:.2f}, {chosen['high']:.2f}] "
+                    f"({chosen['resolved']}/{chosen['total']}), gap {chosen['gap']:+.3f}, p={chosen['p_value']:.3g} "
+                    f"vs {text}")
+        sealed = "" if report["sealed"] else " (not held out)"
+        out[f"confirmed@{path.parent.name}"] = text + sealed
+    return out
 
 
 def plan_status(view: RunView) -> str:

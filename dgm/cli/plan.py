@@ -21,7 +21,8 @@ def register(subparsers) -> None:
                     "Power and budget planner. With --baseline and --effect: tasks each comparison needs "
                     "(paired McNemar and two-proportion designs) and the evaluation cost per child and per run. "
                     "With a CONFIG: the smallest gain each of its cumulative stage sizes can detect.",
-                    "dgm plan --baseline 0.2 --effect 0.1 --cost-per-task 0.35   |   dgm plan experiments/swebench.yaml")
+                    "dgm plan --baseline 0.2 --effect 0.1 --cost-per-task 0.35  |  "
+                    "dgm plan experiments/swebench.yaml --sizes 10,50,140")
     p.add_argument("config", nargs="?", help="experiment YAML whose stage sizes to assess")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--baseline", type=float, default=None,
@@ -71,7 +72,8 @@ def _sample_plan(args) -> dict:
 def _print_sample_plan(data: dict, console: Console) -> None:
     table = Table(title=f"tasks to detect {data['baseline']:.2f} -> {data['baseline'] + data['effect']:.2f} "
                         f"(alpha {data['alpha']:g} two-sided, power {data['power']:g})")
-    for column in ("design", "tasks per agent", "cost per child", f"cost per run ({data['children']} children + initial)"):
+    run_cost = f"cost per run ({data['children']} children + initial)"
+    for column in ("design", "tasks per agent", "cost per child", run_cost):
         table.add_column(column, justify="left" if column == "design" else "right")
     for p in data["designs"]:
         name = "paired (same tasks, McNemar)" if p["design"] == "paired" else "two-proportion (independent samples)"
@@ -136,7 +138,8 @@ def _print_config_plan(data: dict, console: Console) -> None:
     if "cost_per_run_usd" in data:
         cost = data["cost_per_run_usd"]
         console.print(f"task evaluations of a run ({data['children']} children + initial): "
-                      f"{_usd(cost['low'])} (every child stops at stage 1) to {_usd(cost['high'])} (all reach the last)")
+                      f"{_usd(cost['low'])} (every child stops at stage 1) to {_usd(cost['high'])} "
+                      "(all reach the last)")
 
 
 def _gain(effect: float | None) -> str:
