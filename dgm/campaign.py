@@ -181,9 +181,15 @@ def score_run(run_dir: Path, confirm_repeats: int = 1, log: Callable[[str], None
     from dgm.confirm import ConfirmError, confirm_run, load_results
 
     view = RunView.load(run_dir)
+    sealed = sealed_heldout(view.run_dir)
+    if sealed == []:  # the plan sealed no held-out split: nothing to confirm on
+        log("not confirmed (the run has no held-out split): search scores used instead")
+        return {**search_score(view), "confirm_error": "no held-out split in plan.json"}
     try:
         report = confirm_run(view.run_dir, top_k=1, split=HELDOUT_DEFAULT, repeats=confirm_repeats, report=log)
     except ConfirmError as exc:
+        if sealed is not None:  # e.g. a budget stop: the seed stays unscored, --resume tries again
+            raise
         log(f"not confirmed, search scores used instead: {exc}")
         return {**search_score(view), "confirm_error": str(exc)}
     best = report.rows[-1]  # the top node, or the initial agent of a run without admitted children
@@ -201,6 +207,14 @@ def score_run(run_dir: Path, confirm_repeats: int = 1, log: Callable[[str], None
         "best_outcomes": [sum(r) / len(r) for r in runs.values()],  # per task, mean over repeats
         "confirm_dir": report.out_dir,
     }
+
+
+def sealed_heldout(run_dir: Path) -> list[str] | None:
+    """The held-out task ids the run's plan.json sealed ([] : none), or None for a run without a plan."""
+    path = run_dir / "plan.json"
+    if not path.is_file():
+        return None
+    return list(json.loads(path.read_text()).get("splits", {}).get("heldout") or [])
 
 
 def search_score(view: RunView) -> dict:

@@ -118,3 +118,16 @@ def test_report_of_several_runs_sets_run_to_run_beside_task_sampling(tmp_path):
     spread = abs(best[0] - best[1]) / math.sqrt(2)  # the SD of two values
     assert f"Across these 2 runs: run-to-run SD of the best (search) score {spread:.3f}" in text
     assert "task_sampling_se" in text and "needs dgm campaign or dgm baseline" in text
+
+
+def test_a_run_without_heldout_split_is_scored_by_search_and_says_so(tmp_path):
+    from dgm.analysis.runview import RunView
+    from dgm.analysis.synthetic import build_synthetic_run
+    from dgm.campaign import score_run
+
+    run_dir = build_synthetic_run(tmp_path / "syn", children=4, seed=1)
+    (run_dir / "plan.json").write_text(json.dumps({"splits": {"search_stages": [], "heldout": []}}))
+    lines = []
+    score = score_run(run_dir, log=lines.append)
+    assert score["source"] == "search (not confirmed)" and "no held-out split" in lines[0]
+    assert score["best_score"] == RunView.load(run_dir).best().score
