@@ -17,6 +17,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dgm.analysis.layout import tidy_layout  # noqa: E402
 from dgm.analysis.runview import SCRIPTED_BANNER, RunView  # noqa: E402
@@ -126,9 +127,12 @@ def compare_figure(views: list[RunView], labels: list[str] | None = None, refere
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     labels = labels or [v.run_id for v in views]
-    for view, label in zip(views, labels):
+    for i, (view, label) in enumerate(zip(views, labels)):
+        if baseline_lines(ax, view, label, colormaps["tab10"](i % 10)):
+            continue
         points = view.progress()
-        ax.step([p.iteration for p in points], [p.best_so_far for p in points], where="post", lw=2, label=label)
+        ax.step([p.iteration for p in points], [p.best_so_far for p in points], where="post", lw=2, label=label,
+                color=colormaps["tab10"](i % 10))
     if reference is not None:
         ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label or f"reference {reference:g}")
     ax.set_xlabel("iteration (children created)")
@@ -139,6 +143,20 @@ def compare_figure(views: list[RunView], labels: list[str] | None = None, refere
     ax.set_title("Best score so far")
     watermark(fig, any(v.scripted for v in views))
     return fig
+
+
+def baseline_lines(ax, view: RunView, label: str, colour) -> bool:
+    """An equal-budget baseline (dgm baseline) is no search: its best-of-N and mean pass@1 over the
+    whole budget are drawn as horizontal lines. False when the view is not a baseline."""
+    from dgm.baseline import read_meta, summarize
+
+    if read_meta(view.run_dir) is None:
+        return False
+    b = summarize(view.run_dir)
+    ax.axhline(b["best_of_n"], color=colour, ls="--", lw=1.5,
+               label=f"{label}: best-of-{b['repeats']} (equal budget)")
+    ax.axhline(b["mean_pass_at_1"], color=colour, ls=":", lw=1.5, label=f"{label}: mean pass@1")
+    return True
 
 
 # -- per-task outcomes ------------------------------------------------------------------
@@ -206,3 +224,51 @@ def write_run_figures(view: RunView, out_dir: Path) -> list[Path]:
     for name, make in FIGURES.items():
         paths += save(make(view), Path(out_dir), name)
     return paths
+
+
+# -- campaigns: one curve per seed, with the spread ---------------------------------------
+def campaign_figure(seeds: list[dict], scripted: bool, title: str = "Campaign") -> Figure:
+    """Best-so-far search score per seed (thin steps), their mean and min-max band, and each seed's scored best.
+
+    `seeds`: the campaign's per-seed score records (dgm/campaign.py), each with `progress`
+    [[iteration, best so far], ...], `best_score` and `source` (confirmed or search).
+    """
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    curves = [[b for _, b in s["progress"]] for s in seeds if s.get("progress")]
+    length = max((len(c) for c in curves), default=0)
+    filled = [_carry_forward(c, length) for c in curves]
+    cmap = colormaps["tab10"]
+    xs = [*range(length), length - 0.5]  # the last iteration's value drawn half a step on, so it shows
+    for i, (s, curve) in enumerate(zip([s for s in seeds if s.get("progress")], filled)):
+        ax.step(xs, curve + curve[-1:], where="post", lw=1, alpha=0.7, color=cmap(i % 10), label=f"seed {s['seed']}")
+        if s.get("best_score") is not None:
+            # side by side at the right edge, so equal scores of several seeds all show
+            ax.scatter([length - 0.3 + 0.12 * i], [s["best_score"]], marker="D", s=25, color=cmap(i % 10), zorder=3)
+    if filled:
+        columns = list(zip(*filled))
+        low, high, mean = [min(c) for c in columns], [max(c) for c in columns], [sum(c) / len(c) for c in columns]
+        ax.fill_between(xs, low + low[-1:], high + high[-1:], step="post", color="#c0392b", alpha=0.12,
+                        label="min–max over seeds")
+        ax.step(xs, mean + mean[-1:], where="post", color="#c0392b", lw=2.2, label="mean over seeds")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    sources = sorted({s["source"] for s in seeds if s.get("source")})
+    ax.scatter([], [], marker="D", s=25, color="grey", label=f"best node's score: {', '.join(sources) or '-'}")
+    ax.set_xlabel("iteration (children created)")
+    ax.set_ylabel("best search score so far")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(f"{title}: {len(filled)} seeds")
+    watermark(fig, scripted)
+    return fig
+
+
+def _carry_forward(curve: list[float | None], length: int) -> list[float]:
+    """A seed's best-so-far at every iteration: 0 before its first score, its last value after its end."""
+    out, last = [], 0.0
+    for i in range(length):
+        value = curve[i] if i < len(curve) else None
+        last = value if value is not None else last
+        out.append(last)
+    return out

@@ -59,6 +59,7 @@ def summary_row(view: RunView) -> dict:
     row.update({f"cost_{p}_usd": round(v, 4) for p, v in cost.items()})
     row["cost_total_usd"] = round(sum(cost.values()), 4)
     row["tokens"] = tokens
+    row.update(variance_columns(view))
     row["plan"] = plan_status(view)
     row.update(confirmed_scores(view))
     return row
@@ -81,6 +82,32 @@ def adaptive_savings(view: RunView) -> dict:
     return {"adaptive_stopped_stages": len(stopped), "adaptive_tasks_not_started": not_started,
             "adaptive_tasks_saved_share": round(not_started / full, 4) if full else 0.0,
             "adaptive_usd_saved_est": round(usd, 4)}
+
+
+def variance_columns(view: RunView) -> dict:
+    """Task-sampling vs run-to-run spread; for an equal-budget baseline also best-of-N, pass@k and pass^k.
+
+    A search run has one draw of each node, so only its best node's task-sampling SE (bootstrap over
+    the tasks it was scored on) is known here; run to run needs repeats (`dgm baseline`) or seeds
+    (`dgm campaign`)."""
+    from dgm.analysis.sampling import bootstrap_summary
+    from dgm.baseline import read_meta, summarize
+
+    if read_meta(view.run_dir) is not None:
+        b = summarize(view.run_dir)
+        unit = "$" if b["budget"]["unit"] == "usd" else " calls"
+        v = b["variance"]
+        return {"baseline_of": b["source_run"],
+                "budget": f"{b['budget']['spent']:g}{unit} of {b['budget']['amount']:g}{unit}",
+                "repeats": b["repeats"], "mean_pass@1": b["mean_pass_at_1"], "best_of_n": b["best_of_n"],
+                **{f"pass@{k}": value for k, value in b["pass_at_k"].items()},
+                **{f"pass^{k}": value for k, value in b["pass_hat_k"].items()},
+                "task_sampling_se": v["task_sampling_se"],
+                "run_to_run_sd": "" if v["run_to_run_sd"] is None else v["run_to_run_sd"]}
+    best = view.best()
+    flags = [float(r.outcome == "resolved") for r in view.results.get(best.node_id, [])] if best else []
+    return {"task_sampling_se": bootstrap_summary(flags)[0] if flags else "",
+            "run_to_run_sd": "needs dgm campaign or dgm baseline"}
 
 
 def confirmed_scores(view: RunView) -> dict[str, str]:
@@ -141,7 +168,24 @@ def render(views: list[RunView], fmt: str = "md") -> str:
     else:
         lines += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
         lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines += across_runs(views, rows)
     return "\n".join(lines) + "\n"
+
+
+def across_runs(views: list[RunView], rows: list[dict]) -> list[str]:
+    """Several search runs of one setting (e.g. a campaign's seeds): run-to-run SD of their best scores
+    beside the mean task-sampling SE, so a reader sees which of the two dominates."""
+    import statistics
+
+    pairs = [(v.best(), r) for v, r in zip(views, rows) if "baseline_of" not in r]
+    pairs = [(best, r) for best, r in pairs if best is not None and r["task_sampling_se"] != ""]
+    if len(pairs) < 2:
+        return []
+    spread = statistics.stdev(best.score for best, _ in pairs)
+    task_se = statistics.fmean(r["task_sampling_se"] for _, r in pairs)
+    return ["", f"Across these {len(pairs)} runs: run-to-run SD of the best (search) score {spread:.3f}; "
+                f"task-sampling SE (bootstrap over each best node's tasks, mean) {task_se:.3f}. Confirmed "
+                f"scores: `dgm campaign --report` / `dgm confirm`."]
 
 
 def _cell(value) -> str:

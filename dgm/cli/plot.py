@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     p = add_command(
         subparsers, "plot", _plot,
         "Write the paper's figures (archive tree, progress, task outcomes, cost) as PNG and SVG; "
-        "or `plot compare RUN1 RUN2 ...` for best-so-far curves of several runs.",
+        "or `plot compare RUN1 RUN2 ...` for best-so-far curves of several runs (a run's equal-budget baseline, "
+        "RUN/baseline-*, is drawn beside it as best-of-N and mean pass@1 lines).",
         "dgm plot archive/quickstart --out figures/   |   dgm plot compare runA runB --labels DGM greedy "
         "--reference 0.5 --reference-label paper --out figures/",
     )
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
 
 def _plot(args) -> int:
     from dgm.analysis import plots  # matplotlib import is slow; only pay for it here
+    from dgm.cli.report import with_baselines
 
     try:
         if args.runs[0] == "compare":
@@ -35,8 +37,11 @@ def _plot(args) -> int:
                 raise StoreError("plot compare needs at least one run")
             if args.labels and len(args.labels) != len(refs):
                 raise StoreError(f"--labels gave {len(args.labels)} labels for {len(refs)} runs")
-            views = [RunView.load(r) for r in refs]
-            paths = plots.save(plots.compare_figure(views, args.labels, args.reference, args.reference_label),
+            given = dict(zip(refs, args.labels or []))
+            shown = with_baselines(refs)  # baselines found inside the runs are labelled by their run id
+            views = [RunView.load(r) for r in shown]
+            labels = [given.get(r, v.run_id) for r, v in zip(shown, views)]
+            paths = plots.save(plots.compare_figure(views, labels, args.reference, args.reference_label),
                                args.out, "compare")
         else:
             if len(args.runs) != 1:
