@@ -9,6 +9,6 @@ dgm="python -m dgm.cli"
 for spec in "inflection==0.5.1 text" "parse==1.20.2 parsing" "isodate==0.7.2 dates" "affine==2.4.0 numerics" \
             "toolz==0.12.1 data-structures"; do
   set -- $spec
-  eval "$dgm tasks synth --package $1 --kind $2 --max $MAX --workers 2 --json" > "/tmp/synth-$1.json"
+  eval "$dgm tasks synth --package $1 --kind $2 --max $MAX --workers 2 --json" > "/tmp/synth-$1.json" || { echo "$1: FAILED"; continue; }
   echo "$1: $(python -c "import json,sys; d=json.load(open('/tmp/synth-$1.json')); print(d['tasks_valid'], 'valid tasks,', d['valid_tasks_per_minute'], 'per minute')")"
 done

@@ -168,12 +168,13 @@ def detect_layout(tree: Path) -> tuple[str, tuple[str, ...]]:
 def license_of(tree: Path) -> str:
     """The License (or License-Expression / license classifier) field of the sdist's PKG-INFO."""
     info = (tree / "PKG-INFO").read_text(encoding="utf-8", errors="replace") if (tree / "PKG-INFO").exists() else ""
-    for key in ("License-Expression", "License"):
-        match = re.search(rf"^{key}: (.+)$", info, re.M)
-        if match and len(match.group(1)) < 60:
-            return match.group(1).strip()
+    expression = re.search(r"^License-Expression: (.+)$", info, re.M)
     classifier = re.search(r"^Classifier: License :: OSI Approved :: (.+)$", info, re.M)
-    return classifier.group(1).strip() if classifier else "unknown"
+    field = re.search(r"^License: (.+)$", info, re.M)
+    for match in (expression, classifier, field):
+        if match and len(match.group(1)) < 40 and "copyright" not in match.group(1).lower():
+            return match.group(1).strip()
+    return "unknown"
 
 
 # ------------------------------------------------------------------ running the tests
@@ -213,7 +214,7 @@ def source_files(tree: Path, spec: PackageSpec) -> list[str]:
         if len(parts) < 2 and not _single_module(path, tree):
             continue  # setup.py, conftest.py, noxfile.py...
         if is_test_path(rel) or any(p in ("docs", "doc", "examples", "benchmarks") for p in parts) \
-                or path.name in ("version.py", "_version.py", "setup.py", "conftest.py"):
+                or path.name in ("version.py", "_version.py", "setup.py", "conftest.py", "versioneer.py"):
             continue
         files.append(rel)
     return files
