@@ -200,7 +200,7 @@ class _Finder(ast.NodeVisitor):
     def visit_BoolOp(self, node):
         joiner = " and " if isinstance(node.op, ast.And) else " or "
         parts = [self.text(v).decode("utf-8") for v in node.values]
-        if not any("\n" in p for p in parts):
+        if b"\n" not in self.text(node):  # a one-line condition: dropping a part keeps the line structure
             for i in range(len(parts)):
                 rest = parts[:i] + parts[i + 1:]
                 self.replace_node("drop_condition", node, joiner.join(rest) if len(rest) > 1 else rest[0])
@@ -254,7 +254,8 @@ class _Finder(ast.NodeVisitor):
             for delta in (1, -1):
                 if value + delta != 0 or value > 0:  # x[-1] -> x[0] is fine, x[1] -> x[0] too; skip -1+1 on slices
                     self.replace_node("off_by_one", node, str(value + delta))
-        elif isinstance(node, ast.Name | ast.Call | ast.Attribute):
+        elif isinstance(node, ast.Name | ast.Call | ast.Attribute) or (
+                isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.FloorDiv)):
             text = self.text(node).decode("utf-8")
             if "\n" not in text:
                 self.replace_node("off_by_one", node, f"{text} + 1")
@@ -277,6 +278,8 @@ class _Finder(ast.NodeVisitor):
         start, _ = self.span(args[0])
         middle_start, end = self.span(args[0])[1], self.span(args[1])[1]
         middle = self.data[middle_start:self.span(args[1])[0]]
+        if b"\n" in middle:
+            return
         self.add("swap_arguments", node, start, end, second + middle + first)
 
     def statements(self, body: list[ast.stmt]) -> None:

@@ -179,7 +179,7 @@ def license_of(tree: Path) -> str:
 
 # ------------------------------------------------------------------ running the tests
 
-def test_command(spec: PackageSpec, paths: list[str]) -> str:
+def pytest_command(spec: PackageSpec, paths: list[str]) -> str:
     env = f"PYTHONPATH={spec.src_root} " if spec.src_root else ""
     return f"{env}{PYTEST} {' '.join(paths)}"
 
@@ -190,7 +190,7 @@ def run_tests(tree: Path, spec: PackageSpec, paths: list[str], *, backend: str, 
     from dgm.sandbox.base import SandboxSpec
 
     with open_sandbox(backend, SandboxSpec(source=tree, labels={"purpose": "synth"})) as sandbox:
-        res = sandbox.exec(["bash", "-c", test_command(spec, paths)], timeout=timeout)
+        res = sandbox.exec(["bash", "-c", pytest_command(spec, paths)], timeout=timeout)
     statuses = parse_pytest_log(res.output)
     named = sum(s in ("FAILED", "ERROR") for s in statuses.values())
     counted = sum(int(n) for n in re.findall(r"(\d+) (?:failed|errors?)\b", _last_line(res.output)))
@@ -407,7 +407,7 @@ def problem_statement(spec: PackageSpec, bug: CaughtBug) -> str:
     for test_id in bug.fail_to_pass[:3]:
         name = test_id.split("::", 1)[1] if "::" in test_id else test_id
         section = failures.get(name.replace("::", "."), failures.get(name.split("::")[-1], []))
-        shown.append({"test": test_id, "excerpt": "\n".join(test_side_excerpt(section))})
+        shown.append({"test": test_id, "excerpt": "\n".join(excerpt_from_tests(section))})
     return render("synth_problem_statement.md", package=spec.name, version=spec.version, failures=shown,
                   more=max(0, len(bug.fail_to_pass) - len(shown)), total=len(bug.fail_to_pass))
 
@@ -434,7 +434,7 @@ def failure_sections(log: str) -> dict[str, list[str]]:
     return sections
 
 
-def test_side_excerpt(section: list[str], limit: int = 14) -> list[str]:
+def excerpt_from_tests(section: list[str], limit: int = 14) -> list[str]:
     """Frames from test files (header + code) and the exception lines; package frames are dropped."""
     kept, in_test_frame = [], False
     for line in section:

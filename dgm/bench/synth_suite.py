@@ -10,8 +10,9 @@ workspace derivation, hidden test patch, grading and validation.
 
     cache/sdists/<sdist>            checked against packages.yaml's sha256
     cache/repos/<name>-<version>/   the unpacked release (every fix "merged")
-    cache/tasks/<id>/               task.yaml, problem_statement.md, gold.patch, test.patch, tests.json, eval.sh
-    cache/subsets.yaml, cache/materialized.json (which spec files the tasks were written from)
+    cache/suite-<key>/              one per spec directory (key = hash of its path), a local-suite root:
+      repos -> ../repos, tasks/<id>/ (task.yaml, problem_statement.md, gold.patch, test.patch, tests.json,
+      eval.sh), subsets.yaml, materialized.json (which spec files the tasks were written from)
 """
 
 from __future__ import annotations
@@ -92,14 +93,15 @@ def save_rows(spec_dir: Path, rows: list[dict]) -> None:
 
 
 def dedupe(rows: list[dict]) -> list[dict]:
-    """One task per gold patch and per mutated site set (same file+lines = the same bug)."""
+    """One task per gold patch, per mutated site set (same file+lines = the same bug) and per problem
+    statement (two bugs with one symptom cannot be told apart by the agent, nor by the scripted model)."""
     seen, kept = set(), []
     for row in rows:
-        key = hashlib.sha256(row["patch"].encode()).hexdigest()
-        sites = (row["repo"], _changed_lines(row["patch"]))
-        if key in seen or sites in seen:
+        keys = {("patch", row["patch"]), ("sites", row["repo"], _changed_lines(row["patch"])),
+                ("statement", row["problem_statement"])}
+        if keys & seen:
             continue
-        seen.update({key, sites})
+        seen.update(keys)
         kept.append(row)
     return kept
 
@@ -164,14 +166,23 @@ def extract_release(package: PackageSpec, sdist: Path, cache: Path) -> Path:
     return dest
 
 
-def materialize(spec_dir: Path, cache: Path, rows: list[dict] | None = None) -> None:
-    """Write cache/tasks/ and cache/subsets.yaml from the specification files (offline, idempotent)."""
-    rows = load_rows(spec_dir) if rows is None else rows
+def suite_root(spec_dir: Path, cache: Path) -> Path:
+    key = hashlib.sha256(str(Path(spec_dir).resolve()).encode()).hexdigest()[:10]
+    return cache / f"suite-{key}"
+
+
+def materialize(spec_dir: Path, cache: Path) -> Path:
+    """Write the suite root's tasks/ and subsets.yaml from the specification files (offline, idempotent)."""
+    rows = load_rows(spec_dir)
+    root = suite_root(spec_dir, cache)
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "repos").is_symlink():
+        (root / "repos").symlink_to(Path("..") / "repos", target_is_directory=True)
     stamp = _stamp(spec_dir, rows)
-    marker = cache / "materialized.json"
-    if marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp and (cache / "tasks").is_dir():
-        return
-    tasks = cache / "tasks"
+    marker = root / "materialized.json"
+    if marker.exists() and json.loads(marker.read_text()).get("stamp") == stamp and (root / "tasks").is_dir():
+        return root
+    tasks = root / "tasks"
     if tasks.exists():
         shutil.rmtree(tasks)
     tasks.mkdir(parents=True)
@@ -179,8 +190,9 @@ def materialize(spec_dir: Path, cache: Path, rows: list[dict] | None = None) -> 
         write_task_dir(row, tasks / row["instance_id"])
     subsets = spec_dir / "subsets.yaml"
     subsets_data = yaml.safe_load(subsets.read_text()) if subsets.exists() else assign_subsets(rows)
-    (cache / "subsets.yaml").write_text(yaml.safe_dump(subsets_data, sort_keys=False))
+    (root / "subsets.yaml").write_text(yaml.safe_dump(subsets_data, sort_keys=False))
     marker.write_text(json.dumps({"stamp": stamp, "tasks": len(rows)}) + "\n")
+    return root
 
 
 def _stamp(spec_dir: Path, rows: list[dict]) -> str:
@@ -249,8 +261,7 @@ class SynthBenchmark(LocalBenchmark):
         if missing:
             raise TaskError(f"the synth benchmark's packages are not in {self.cache} ({', '.join(missing)}): "
                             "run `dgm tasks fetch synth` first (downloads the sdists with pip)")
-        materialize(self.spec_dir, self.cache)
-        super().__init__(self.cache)
+        super().__init__(materialize(self.spec_dir, self.cache))
 
     def task_info(self, instance_id: str) -> TaskInfo:
         src_root = self.task(instance_id).meta.get("src_root", "")

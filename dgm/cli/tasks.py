@@ -157,8 +157,9 @@ def _validate_swebench(args, bench, ids) -> int:
     from dgm.bench.swebench_export import validate_with_harness
     from dgm.sandbox import default_backend
 
-    exported = all(bench.row(i).get("repo", "").startswith("dgm-local/") for i in ids)
-    local = load_benchmark("local") if exported else None
+    origins = {bench.row(i).get("repo", "").partition("/")[0] for i in ids}  # dgm-local, dgm-synth: exported here
+    exported = len(origins) == 1 and origins.pop() in ("dgm-local", "dgm-synth")
+    local = load_benchmark(bench.row(ids[0])["repo"].split("/")[0].removeprefix("dgm-")) if exported else None
     local_backend = args.backend or default_backend()
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
