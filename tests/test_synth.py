@@ -141,12 +141,27 @@ def test_synthesis_from_a_real_release_end_to_end(tmp_path, backend):
     assert report.stats.baseline_tests > 400 and report.valid and not report.invalid
     rows = load_rows(tmp_path)
     assert [r["instance_id"] for r in rows] == sorted(r["instance_id"] for r in report.valid)
+    bench = SynthBenchmark(spec_dir=tmp_path)
     for row in rows:
         assert row["license"] == "MIT License" and row["test_files"] == ["test_inflection.py"]
-        assert "inflection/__init__.py" in row["patch"] and row["test_patch"].startswith("diff --git")
-        assert row["FAIL_TO_PASS"][0] in row["problem_statement"]
+        assert "inflection/__init__.py" in row["patch"] and row["FAIL_TO_PASS"][0] in row["problem_statement"]
+        assert "test_patch" not in row  # the release's own test file: rebuilt from the sdist, never stored
+        assert bench.test_patch(row["instance_id"]).startswith("diff --git a/test_inflection.py")
     # the CLI lists them from the scratch spec directory (fetch is a no-op for a cached sdist)
     proc = subprocess.run([sys.executable, "-m", "dgm", "tasks", "fetch", "synth", "--spec-dir", str(tmp_path),
                            "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["packages"][0]["state"] == "cached"
+
+
+def test_cli_lists_and_exports_the_suite(synth_bench, tmp_path):
+    out = tmp_path / "synth.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "dgm", "tasks", "export-swebench", "synth", "--subset", "small",
+                           "--out", str(out), "--no-images"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(synth_bench.task_ids("small"))
+    assert all(r["repo"].startswith("dgm-synth/") and r["dgm_subsets"] == ["small"] for r in rows)
+    proc = subprocess.run([sys.executable, "-m", "dgm", "tasks", "list", "synth", "--subset", "heldout"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and synth_bench.task_ids("heldout")[0][:20] in proc.stdout

@@ -383,6 +383,18 @@ def build_row(spec: PackageSpec, tree: Path, bug: CaughtBug, baseline_passing: s
     }
 
 
+def held_back_patch(tree: Path, test_files: list[str]) -> str:
+    """The test patch: the release's own test files, added (what the task's base lacks)."""
+    with tempfile.TemporaryDirectory(prefix="dgm-synth-tests-") as tmp:
+        repo = Path(tmp)
+        init_repo(repo)
+        commit_all(repo, "empty")
+        for path in test_files:
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tree / path, repo / path)
+        return diff(repo, *test_files)
+
+
 def difficulty(gold: str) -> dict:
     """Lines changed, hunks and files of the gold patch, and the stratum they put the task in."""
     chunks = split_patch(gold)
