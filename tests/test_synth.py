@@ -166,3 +166,13 @@ def test_cli_lists_and_exports_the_suite(synth_bench, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dgm", "tasks", "list", "synth", "--subset", "heldout"],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
     assert proc.returncode == 0 and all(i in proc.stdout for i in synth_bench.task_ids("heldout"))
+
+
+@pytest.mark.docker(images=("eval",))
+def test_a_shipped_task_validates_under_docker(synth_bench):
+    """The eval image has python3 + pytest only: the packages' tests need nothing else."""
+    rows = load_rows(default_spec_dir())
+    task = next(r for r in rows if r["src_root"])["instance_id"] if any(r["src_root"] for r in rows) \
+        else rows[0]["instance_id"]
+    results = validate(synth_bench, [task], backend="docker", workers=1)
+    assert results[0].problems == []

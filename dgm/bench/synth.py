@@ -260,10 +260,27 @@ def screen(tree: Path, spec: PackageSpec, mutations: list[Mutation], baseline: T
         run = run_tests(mutated_tree(tree, mutations, Path(tmp) / "repo"), spec, list(spec.tests), backend=backend)
     if run.timed_out or run.unparsed_failures:
         return None
-    failing = sorted(t for t in baseline.passing() if run.statuses.get(t) not in ("PASSED", "XFAIL"))
-    if not 1 <= len(failing) <= MAX_FAIL_TO_PASS:
+    failing = failing_tests(baseline, run)
+    if failing is None or not 1 <= len(failing) <= MAX_FAIL_TO_PASS:
         return None
     return CaughtBug(list(mutations), failing, run.log)
+
+
+def failing_tests(baseline: TestRun, run: TestRun) -> list[str] | None:
+    """Tests that passed on the release and fail with the mutation; None when that cannot be told.
+
+    A test missing from the mutated run failed if its file no longer collects; otherwise its id changed
+    (ids built from values the mutated code computes): fine if it passes, unattributable if it fails.
+    """
+    broken_files = {t for t, s in run.statuses.items() if s == "ERROR" and "::" not in t}
+    failing = []
+    for test in sorted(baseline.passing()):
+        status = run.statuses.get(test)
+        if status in ("FAILED", "ERROR") or (status is None and test.split("::")[0] in broken_files):
+            failing.append(test)
+    renamed_failures = [t for t, s in run.statuses.items() if s in ("FAILED", "ERROR") and "::" in t
+                        and t not in baseline.statuses]
+    return None if renamed_failures else failing
 
 
 def far_apart(a: Mutation, b: Mutation) -> bool:
