@@ -355,6 +355,8 @@ def validate_rows(rows: list[dict], cache: Path, *, backend: str, workers: int, 
 
     from .validate import validate
 
+    if not rows:
+        return {}
     with tempfile.TemporaryDirectory(prefix="dgm-synth-validate-") as tmp:
         root = Path(tmp)
         (root / "repos").mkdir()
