@@ -288,7 +288,8 @@ class _Finder(ast.NodeVisitor):
         if len(live) < 2:
             return
         for stmt in live:
-            if not isinstance(stmt, _DROPPABLE) or (isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Call)):
+            bare_value = isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Call)
+            if not isinstance(stmt, _DROPPABLE) or bare_value:
                 continue
             start, end = self.span(stmt)
             line_start = self.line_starts[stmt.lineno - 1]

@@ -43,7 +43,8 @@ from .pytest_log import parse_pytest_log
 CREATED_AT = "2024-01-01T00:00:00Z"
 MAX_FAIL_TO_PASS = 25  # a bug that breaks more than this is a crash, not an issue someone would file
 PAIR_SHARE = 0.3  # of a package's tasks, this share are two-site (multi-hunk or multi-file) bugs
-PYTEST = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -rA --tb=short -p no:cacheprovider"
+PYTEST = ("PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1 "
+          "python3 -m pytest -rA --tb=short -p no:cacheprovider")
 
 
 class SynthError(RuntimeError):
