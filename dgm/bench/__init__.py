@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import OUTCOMES, Benchmark, GradeResult, TaskInfo
 
-BENCHMARK_NAMES = ("local", "swebench", "polyglot")
+BENCHMARK_NAMES = ("local", "swebench", "polyglot", "synth")
 
 
 def default_local_root() -> Path:
@@ -46,19 +46,23 @@ def looks_like_path(text: str) -> bool:
 
 
 def load_benchmark(spec: str, **options) -> Benchmark:
-    """'local' | 'local:<path>' | 'swebench[:<dataset file>]' | 'polyglot:<path>' (a ':<subset>' suffix is
-    ignored here).
+    """'local' | 'local:<path>' | 'swebench[:<dataset file>]' | 'polyglot:<path>' | 'synth[:<spec dir>]' (a
+    ':<subset>' suffix is ignored here).
 
     A checkout's path may also come as the option `path` (evaluation.benchmark_options in a config).
     """
     name, _, rest = spec.partition(":")
     path = Path(rest).expanduser() if rest and looks_like_path(rest) else None
-    if name in ("local", "polyglot") and "path" in options:
+    if name in ("local", "polyglot", "synth") and "path" in options:
         path = path or Path(str(options.pop("path"))).expanduser()
     if name == "local":
         from .local import LocalBenchmark
 
         return LocalBenchmark(path or default_local_root(), **options)
+    if name == "synth":
+        from .synth_suite import SynthBenchmark
+
+        return SynthBenchmark(path, **options)  # options: cache=DIR (default ~/.cache/dgm/synth)
     if name == "swebench":
         from .swebench import SWEBenchBenchmark
 

@@ -164,15 +164,11 @@ class LocalBenchmark:
         dest = Path(dest)
         if dest.exists() and any(dest.iterdir()):
             raise FileExistsError(f"workspace {dest} is not empty")
-        dest.mkdir(parents=True, exist_ok=True)
-        copy_source(self.root / "repos" / task.repo, dest)
-        init_repo(dest)
         try:
-            git(dest, "apply", "-R", "--whitespace=nowarn", input=task.read("test.patch"))
-            git(dest, "apply", "-R", "--whitespace=nowarn", input=task.read("gold.patch"))
+            sha = derive_base(self.root / "repos" / task.repo, task.read("test.patch"), task.read("gold.patch"),
+                              dest, f"{instance_id}: base")
         except GitError as exc:
             raise TaskError(f"task {instance_id}: cannot derive the base from repos/{task.repo}: {exc}") from None
-        sha = commit_all(dest, f"{instance_id}: base")
         if sha != task.meta["base_commit"]:
             raise TaskError(f"task {instance_id}: base commit is {sha}, task.yaml says {task.meta['base_commit']} "
                             f"(repos/{task.repo} changed since the task was built? rebuild the tasks)")
@@ -247,6 +243,16 @@ class LocalBenchmark:
         report[iid]["resolved"] = resolved
         reason = "" if resolved or not is_resolved(status) else f"log says all passed but pytest exited {run.exit_code}"
         return GradeResult(iid, "resolved" if resolved else "unresolved", report, log, stripped, reason=reason)
+
+
+def derive_base(upstream: Path, test_patch: str, gold_patch: str, dest: Path, message: str) -> str:
+    """`dest` = upstream minus the task's tests and fix, committed reproducibly; returns the commit SHA."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copy_source(upstream, dest)
+    init_repo(dest)
+    git(dest, "apply", "-R", "--whitespace=nowarn", input=test_patch)
+    git(dest, "apply", "-R", "--whitespace=nowarn", input=gold_patch)
+    return commit_all(dest, message)
 
 
 def _between_markers(log: str) -> str:

@@ -67,7 +67,7 @@ def export_row(bench: LocalBenchmark, instance_id: str) -> dict:
     subsets = sorted(name for name, members in bench.subsets().items() if instance_id in members)
     return {
         "instance_id": instance_id,
-        "repo": f"dgm-local/{task.repo}",
+        "repo": f"dgm-{bench.name}/{task.repo}",  # dgm-local/..., dgm-synth/...
         "base_commit": task.meta["base_commit"],
         "environment_setup_commit": task.meta["base_commit"],
         "version": str(task.meta["version"]),

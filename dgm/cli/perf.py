@@ -1,5 +1,6 @@
-"""`dgm bench validate-speedup|isolation|scale`: wall-time measurements (validation of the local suite;
-concurrent attempts per executor, in dgm/executor/bench.py)."""
+"""`dgm bench validate-speedup|isolation|scale|synth`: wall-time measurements (validation of the local suite;
+concurrent attempts per executor, in dgm/executor/bench.py; synthesis throughput and validation time of the
+synth suite)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def register(subparsers) -> None:
                     "dgm bench isolation --subset small")
     _common(p)
     _register_scale(sub)
+    _register_synth(sub)
+
+
+def _register_synth(sub) -> None:
+    p = add_command(sub, "synth", _synth,
+                    "Synthesis throughput (validated tasks per minute, one package into a scratch spec directory) and "
+                    "the wall time of validating the whole synth suite (target < 15 min with 2 workers in bwrap).",
+                    "dgm bench synth --package inflection==0.5.1 --max 6 --workers 2")
+    p.add_argument("--package", default="inflection==0.5.1", help="release to synthesize from (default inflection)")
+    p.add_argument("--max", type=int, default=6, help="tasks to synthesize for the throughput figure (default 6)")
+    p.add_argument("--workers", type=int, default=2, help="validation workers (default 2)")
+    p.add_argument("--backend", default=None, help="sandbox backend (default: bwrap when it works here)")
+    p.add_argument("--subset", default=None, help="validate only this subset of the suite (default: all tasks)")
+    p.add_argument("--only", choices=["throughput", "validation"], default=None, help="measure one figure only")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _register_scale(sub) -> None:
@@ -113,3 +129,43 @@ def _startup_seconds(backend: str, repeats: int = 20) -> float:
             sandbox.exec(["true"], timeout=30)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def _synth(args) -> int:
+    """Throughput from a scratch synthesis (the shipped spec files are untouched), then the suite's validation."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from dgm.bench.synth_suite import SynthBenchmark, default_cache_dir, synth_package
+    from dgm.bench.validate import validate
+    from dgm.sandbox import default_backend
+
+    backend = args.backend or default_backend()
+    figures: dict = {"backend": backend, "workers": args.workers}
+    if args.only != "validation":
+        with tempfile.TemporaryDirectory(prefix="dgm-bench-synth-") as tmp:
+            report = synth_package(args.package, spec_dir=Path(tmp), cache=default_cache_dir(), max_tasks=args.max,
+                                   backend=backend, workers=args.workers)
+        figures.update({"package": args.package, "mutations_tried": report.stats.tried,
+                        "tasks_valid": len(report.valid), "synth_seconds": round(report.synth_seconds, 1),
+                        "validate_seconds": round(report.validate_seconds, 1),
+                        "valid_tasks_per_minute": round(report.per_minute, 2)})
+    if args.only != "throughput":
+        bench = SynthBenchmark()
+        ids = bench.task_ids(args.subset)
+        started = time.monotonic()
+        results = validate(bench, ids, backend=backend, workers=args.workers)
+        figures.update({"suite_tasks": len(ids), "suite_invalid": sum(not r.ok for r in results),
+                        "suite_validation_seconds": round(time.monotonic() - started, 1),
+                        "suite_target_seconds": 900})
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    table = Table(title=f"synth benchmark ({backend}, {args.workers} workers)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+    return 0

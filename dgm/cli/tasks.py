@@ -1,5 +1,6 @@
 """`dgm tasks list|validate|health|export-swebench BENCH`: inspect, validate, health-check and export a
-benchmark's tasks."""
+benchmark's tasks; `dgm tasks synth|fetch`: synthesize tasks from a released package, fetch the synth
+benchmark's sdists."""
 
 from __future__ import annotations
 
@@ -62,6 +63,32 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="the dataset file to write (.jsonl)")
     p.add_argument("--subset", default=None, help="only this subset (default: every task)")
     p.add_argument("--no-images", action="store_true", help="write the dataset only")
+    _register_synth(sub)
+
+
+def _register_synth(sub) -> None:
+    p = add_command(sub, "synth", _synth,
+                    "Synthesize tasks from a released package: pip-download its sdist, run its tests in the sandbox, "
+                    "inject bugs (AST mutations, single and paired), keep the ones its tests catch, validate them and "
+                    "record them (replacing that package's tasks) in the synth spec directory.",
+                    "dgm tasks synth --package inflection==0.5.1 --max 30")
+    p.add_argument("--package", required=True, metavar="NAME==VERSION", help="a pure-Python release on PyPI")
+    p.add_argument("--max", type=int, default=30, help="tasks to aim for (default 30; ~30%% are two-site bugs)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="spec directory to record into (default: benchmarks/synth, or $DGM_SYNTH_DIR)")
+    p.add_argument("--kind", default="", help="what kind of package (parsing, dates, text...), recorded")
+    p.add_argument("--backend", default=None, help="sandbox backend (default: bwrap if it works)")
+    p.add_argument("--workers", type=int, default=2, help="tasks validated in parallel (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mutation order (default 0)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = add_command(sub, "fetch", _fetch,
+                    "Download the sdists the synth benchmark is built from (pip), check their sha256, unpack them "
+                    "and write the tasks into the cache; everything after this is offline.",
+                    "dgm tasks fetch synth")
+    p.add_argument("bench", choices=["synth"], help="the benchmark to fetch (synth)")
+    p.add_argument("--spec-dir", type=Path, default=None, help="default: benchmarks/synth, or $DGM_SYNTH_DIR")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _benchmark_and_ids(args) -> tuple[object, list[str]] | None:
@@ -147,8 +174,9 @@ def _validate_swebench(args, bench, ids) -> int:
     from dgm.bench.swebench_export import validate_with_harness
     from dgm.sandbox import default_backend
 
-    exported = all(bench.row(i).get("repo", "").startswith("dgm-local/") for i in ids)
-    local = load_benchmark("local") if exported else None
+    origins = {bench.row(i).get("repo", "").partition("/")[0] for i in ids}  # dgm-local, dgm-synth: exported here
+    exported = len(origins) == 1 and origins.pop() in ("dgm-local", "dgm-synth")
+    local = load_benchmark(bench.row(ids[0])["repo"].split("/")[0].removeprefix("dgm-")) if exported else None
     local_backend = args.backend or default_backend()
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
@@ -243,4 +271,82 @@ def _export_swebench(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"grade them with the harness: dgm tasks validate swebench:{args.out}")
+    return 0
+
+
+def _synth(args) -> int:
+    import json
+
+    from dgm.bench.local import TaskError
+    from dgm.bench.synth import SynthError
+    from dgm.bench.synth_suite import default_cache_dir, default_spec_dir, synth_package
+    from dgm.sandbox import default_backend
+    from dgm.sandbox.base import SandboxError
+
+    console = Console(stderr=True)
+    try:
+        report = synth_package(args.package, spec_dir=args.out or default_spec_dir(), cache=default_cache_dir(),
+                               max_tasks=args.max, backend=args.backend or default_backend(), seed=args.seed,
+                               workers=args.workers, kind=args.kind,
+                               progress=lambda message: console.log(message) if not args.json else None)
+    except (SynthError, TaskError, SandboxError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures = synth_figures(report)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        table = Table(title=f"synthesized {args.package} ({figures['license']})")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in figures.items():
+            if key not in ("invalid", "operators", "levels"):
+                table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+        table.add_row("levels", ", ".join(f"{k} {v}" for k, v in figures["levels"].items()))
+        table.add_row("operators caught", ", ".join(f"{k} {v}" for k, v in figures["operators"].items()))
+        Console().print(table)
+        for iid, problems in figures["invalid"].items():
+            Console().print(f"[red]dropped[/] {iid}: {'; '.join(problems)}")
+    return 0
+
+
+def synth_figures(report) -> dict:
+    levels: dict[str, int] = {}
+    for row in report.valid:
+        levels[row["difficulty"]["level"]] = levels.get(row["difficulty"]["level"], 0) + 1
+    return {"package": f"{report.package.name}=={report.package.version}", "license": report.package.license,
+            "baseline_tests": report.stats.baseline_tests, "mutations_tried": report.stats.tried,
+            "caught": report.stats.caught, "pairs_tried": report.stats.pairs_tried,
+            "pairs_kept": report.stats.pairs_kept, "tasks_built": report.built, "duplicates": report.duplicates,
+            "tasks_valid": len(report.valid), "synth_seconds": round(report.synth_seconds, 1),
+            "validate_seconds": round(report.validate_seconds, 1), "valid_tasks_per_minute": round(report.per_minute, 2),
+            "levels": levels, "operators": report.stats.operators, "invalid": report.invalid}
+
+
+def _fetch(args) -> int:
+    import json
+
+    from dgm.bench.local import TaskError
+    from dgm.bench.synth import SynthError
+    from dgm.bench.synth_suite import default_cache_dir, default_spec_dir, fetch, load_rows
+
+    spec_dir, cache = args.spec_dir or default_spec_dir(), default_cache_dir()
+    try:
+        done = fetch(spec_dir, cache, progress=lambda m: print(m, file=sys.stderr))
+    except (SynthError, TaskError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = load_rows(spec_dir)
+    if args.json:
+        print(json.dumps({"cache": str(cache), "tasks": len(rows),
+                          "packages": [{"package": f"{p.name}=={p.version}", "sdist": p.sdist, "sha256": p.sha256,
+                                        "state": state} for p, state in done]}, indent=2))
+        return 0
+    table = Table(title=f"synth sdists in {cache} (sha256 checked)")
+    for column in ("package", "license", "sdist", "sha256", "state"):
+        table.add_column(column)
+    for package, state in done:
+        table.add_row(f"{package.name}=={package.version}", package.license, package.sdist, package.sha256[:12], state)
+    Console().print(table)
+    print(f"{len(rows)} tasks ready offline: dgm tasks validate synth --workers 2")
     return 0
