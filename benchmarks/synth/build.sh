@@ -1,5 +1,5 @@
 #!/bin/bash
-# Regenerates the synth benchmark's task specifications (benchmarks/synth/*.yaml, tasks.jsonl) from PyPI
+# Regenerates the synth benchmark's task specifications (benchmarks/synth/*.yaml, tasks.jsonl.gz) from PyPI
 # releases. Each package's tasks are synthesized, validated (2 workers) and recorded; its old tasks replaced.
 # Takes 5-20 minutes per package on a 2-core machine. Run from the repository root.
 set -uo pipefail
