@@ -108,6 +108,24 @@ def _benchmark_and_ids(args) -> tuple[object, list[str]] | None:
         return None
 
 
+def _local_suite_and_ids(args, refusal: str) -> tuple[object, list[str]] | None:
+    """`_benchmark_and_ids` for commands that work on a local task suite only; None after saying why not."""
+    from dgm.bench.local import LocalBenchmark
+
+    found = _benchmark_and_ids(args)
+    if found is not None and not isinstance(found[0], LocalBenchmark):
+        print(f"error: {refusal}, not {args.bench!r}", file=sys.stderr)
+        return None
+    return found
+
+
+def _with_progress(label: str, total: int, run):
+    """run(on_done) under a transient progress bar on stderr that advances once per finished task."""
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task(label, total=total)
+        return run(lambda _: progress.advance(bar))
+
+
 def _list(args) -> int:
     found = _benchmark_and_ids(args)
     if found is None:
@@ -142,10 +160,9 @@ def _validate(args) -> int:
         return 2
     backend = args.backend or default_backend()
     started = time.monotonic()
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task(f"validating {len(ids)} tasks ({backend}, {args.workers} workers)", total=len(ids))
-        results = validate(bench, ids, backend=backend, workers=args.workers, timeout=args.timeout,
-                           on_done=lambda _: progress.advance(bar))
+    results = _with_progress(f"validating {len(ids)} tasks ({backend}, {args.workers} workers)", len(ids),
+                             lambda on_done: validate(bench, ids, backend=backend, workers=args.workers,
+                                                      timeout=args.timeout, on_done=on_done))
     elapsed = time.monotonic() - started
 
     table = Table(title=f"validation of {len(ids)} tasks — backend {backend}, {args.workers} workers, {elapsed:.1f}s")
@@ -203,26 +220,21 @@ def _health(args) -> int:
     import json
 
     from dgm.bench.health import HEALTHY, check_health, write_report
-    from dgm.bench.local import LocalBenchmark
     from dgm.sandbox import default_backend
 
-    found = _benchmark_and_ids(args)
+    found = _local_suite_and_ids(args, "dgm tasks health checks local task suites")
     if found is None:
         return 2
     bench, ids = found
-    if not isinstance(bench, LocalBenchmark):
-        print(f"error: dgm tasks health checks local task suites, not {args.bench!r}", file=sys.stderr)
-        return 2
     if args.repeats < 1:
         print(f"error: --repeats must be >= 1 (got {args.repeats})", file=sys.stderr)
         return 2
     backend = args.backend or default_backend()
     out = args.out or Path("archive") / "health" / f"{args.bench.replace('/', '_').replace(':', '_')}.json"
     started = time.monotonic()
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task(f"checking {len(ids)} tasks x {args.repeats} ({backend})", total=len(ids))
-        results = check_health(bench, ids, repeats=args.repeats, backend=backend, workers=args.workers,
-                               timeout=args.timeout, on_done=lambda _: progress.advance(bar))
+    results = _with_progress(f"checking {len(ids)} tasks x {args.repeats} ({backend})", len(ids),
+                             lambda on_done: check_health(bench, ids, repeats=args.repeats, backend=backend,
+                                                          workers=args.workers, timeout=args.timeout, on_done=on_done))
     elapsed = time.monotonic() - started
     write_report(out, args.bench, backend, results)
     flagged = [r for r in results if r.verdict != HEALTHY]
@@ -247,16 +259,13 @@ def _health(args) -> int:
 
 def _export_swebench(args) -> int:
     from dgm.bench import swebench_export
-    from dgm.bench.local import LocalBenchmark, TaskError
+    from dgm.bench.local import TaskError
     from dgm.sandbox.base import SandboxError
 
-    found = _benchmark_and_ids(args)
+    found = _local_suite_and_ids(args, "only a local task suite can be exported")
     if found is None:
         return 2
     bench, ids = found
-    if not isinstance(bench, LocalBenchmark):
-        print(f"error: only a local task suite can be exported, not {args.bench!r}", file=sys.stderr)
-        return 2
     try:
         rows = swebench_export.export_rows(bench, ids)
         swebench_export.write_dataset(rows, args.out)
