@@ -74,7 +74,7 @@ import sys
 from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import SandboxSpec
 sb = open_sandbox("local", SandboxSpec())
-sb.exec(["sleep", "1000", sys.argv[1]], timeout=600)
+sb.exec(["sh", "-c", sys.argv[2].replace("MARK", sys.argv[1])], timeout=600)
 """
 
 
@@ -82,5 +82,16 @@ def test_a_command_dies_with_its_killed_owner(tmp_path, monkeypatch):
     """The sandboxed process gets SIGKILL when its owner dies, whatever sandbox tool sits in between."""
     monkeypatch.setenv("DGM_SANDBOX_TMP", str(tmp_path))
     marker = sleep_marker()
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, marker])
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, marker, "exec sleep 1000 MARK"])
+    assert survivors_of_killed_owner(owner, marker) == []
+
+
+@pytest.mark.parametrize("started", ["sleep 1000 MARK & wait", "setsid sleep 1000 MARK & wait"],
+                         ids=["in-its-group", "in-a-new-session"])
+def test_what_a_command_started_dies_with_its_killed_owner(tmp_path, monkeypatch, started):
+    """The orphan reaper: grandchildren have no parent-death signal; once the owner is gone, the reaper
+    kills the command's process group, and its cgroup (which a new session does not leave)."""
+    monkeypatch.setenv("DGM_SANDBOX_TMP", str(tmp_path))
+    marker = sleep_marker()
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, marker, started])
     assert survivors_of_killed_owner(owner, marker) == []

@@ -195,6 +195,7 @@ class BwrapSandbox(HostBackedSandbox):
             output_bytes=limits.output_bytes,
             preexec=rlimit_preexec(limits, nproc_limit(limits), fds),
             kill_tree=self._kill,
+            cgroup_dirs=self._cgroup.dirs if self._cgroup else (),
         )
 
     def _kill(self, proc: subprocess.Popen) -> None:

@@ -94,6 +94,7 @@ class LocalSandbox(HostBackedSandbox):
         return run_bounded(
             argv, env=env, cwd=self.translate(cwd), timeout=timeout, output_bytes=limits.output_bytes,
             preexec=rlimit_preexec(limits, nproc_limit(limits), fds), kill_tree=self._kill,
+            cgroup_dirs=self._cgroup.dirs if self._cgroup else (),
         )
 
     def _kill(self, proc: subprocess.Popen) -> None:

@@ -15,9 +15,11 @@ import selectors
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .base import ExecResult, Limits
+from .reaper import REAPER
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns
 _MB = 1024 * 1024
@@ -116,15 +118,26 @@ def run_bounded(
     preexec: Callable[[], None] | None,
     kill_tree: Callable[[subprocess.Popen], None],
     pass_fds: Sequence[int] = (),
+    cgroup_dirs: Sequence[Path] = (),
 ) -> ExecResult:
-    """Run argv, capture stdout+stderr (bounded), enforce the deadline, kill leftovers at the end."""
+    """Run argv, capture stdout+stderr (bounded), enforce the deadline, kill leftovers at the end.
+
+    The command runs in a process group of its own, registered with the orphan reaper (with its
+    cgroups) for as long as it runs: if this process is killed, the reaper kills what is left."""
     start = time.monotonic()
     deadline = start + timeout
     out = BoundedOutput(output_bytes)
+    register = REAPER.registration(cgroup_dirs)
+
+    def child_setup() -> None:
+        register()  # first: from here on, our death cannot orphan what this child starts
+        if preexec is not None:
+            preexec()
+
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, close_fds=True,
+            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=child_setup, close_fds=True,
             pass_fds=tuple(pass_fds),
         )
     except OSError as exc:  # missing command or cwd: a failed command, as a shell would report it
@@ -163,6 +176,7 @@ def run_bounded(
     except subprocess.TimeoutExpired:  # pragma: no cover - kill_tree failed to kill
         proc.kill()
         code = proc.wait()
+    REAPER.release(proc.pid)
     if timed_out:
         code = TIMEOUT_EXIT_CODE
     elif code < 0:
