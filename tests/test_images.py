@@ -37,8 +37,8 @@ def test_tags_are_content_hashes(recipes):
 
 
 def test_recipe_problems_name_the_culprit(recipes):
-    (recipes / "eval" / "Dockerfile").unlink()
-    with pytest.raises(SandboxError, match=r"recipe file .*eval/Dockerfile cannot be read"):
+    (recipes / "python-tools" / "Dockerfile").unlink()
+    with pytest.raises(SandboxError, match=r"recipe file .*python-tools/Dockerfile cannot be read"):
         images.image_tag("eval")
     with pytest.raises(SandboxError, match="unknown image 'gpu'; choose one of agent, eval, polyglot, all"):
         images.build_images("gpu")

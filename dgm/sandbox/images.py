@@ -2,9 +2,9 @@
 
     rootfs-base      debootstrap --variant=minbase bookworm + sandbox/rootfs/base.packages, docker import
     rootfs-polyglot  the same, plus sandbox/rootfs/polyglot.packages (compilers and test tools)
-    agent            FROM rootfs-base: user 1000, wheels of sandbox/agent/requirements.txt
-    eval             FROM rootfs-base: user 1000, wheels of sandbox/eval/requirements.txt
-    polyglot         FROM rootfs-polyglot: user 1000, the agent wheels (agents and grading)
+    agent            FROM rootfs-base: sandbox/python-tools/ with the wheels of sandbox/agent/requirements.txt
+    eval             FROM rootfs-base: the same with sandbox/eval/requirements.txt
+    polyglot         FROM rootfs-polyglot: the same with the agent's requirements (agents and grading)
 
 Debian packages come from the Debian mirror apt uses here (debootstrap runs on the host); Python
 packages are wheels `pip download`ed on the host into the build context and installed with
@@ -93,23 +93,29 @@ class RootfsRecipe:
 
 @dataclass(frozen=True)
 class DockerfileRecipe:
-    """sandbox/<name>/ (a Dockerfile and the files it copies) FROM the parent (build arg BASE), with the
-    wheels of `requirements` in the context's wheels/."""
+    """sandbox/<recipe>/ (a Dockerfile and the files it copies; recipe defaults to the name) FROM the
+    parent (build arg BASE), with the wheels of `requirements` in the context's wheels/."""
 
     name: str
     parent: str
     requirements: str | None = None  # a requirements file under sandbox/, downloaded as wheels
+    recipe: str | None = None
+
+    @property
+    def recipe_dir(self) -> Path:
+        return RECIPES_DIR / (self.recipe or self.name)
 
     def inputs(self) -> list[bytes]:
-        own = sorted(p.relative_to(RECIPES_DIR).as_posix() for p in (RECIPES_DIR / self.name).rglob("*") if p.is_file())
-        files = dict.fromkeys([f"{self.name}/Dockerfile", *([self.requirements] if self.requirements else []), *own])
+        own = sorted(p.relative_to(RECIPES_DIR).as_posix() for p in self.recipe_dir.rglob("*") if p.is_file())
+        dockerfile = (self.recipe_dir / "Dockerfile").relative_to(RECIPES_DIR).as_posix()
+        files = dict.fromkeys([dockerfile, *([self.requirements] if self.requirements else []), *own])
         return [f"python {IMAGE_PYTHON}".encode(), *(_read(f) for f in files)]
 
     def build(self, tag: str, parent_tag: str | None, client, context_files: dict[str, Path] | None = None,
               labels: dict[str, str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix=f"dgm-ctx-{self.name}-", dir=_scratch()) as tmp:
             context = Path(tmp) / "context"
-            shutil.copytree(RECIPES_DIR / self.name, context, symlinks=True)
+            shutil.copytree(self.recipe_dir, context, symlinks=True)
             wheels = context / "wheels"
             wheels.mkdir()
             if self.requirements:
@@ -134,9 +140,9 @@ class DockerfileRecipe:
 RECIPES: dict[str, ImageRecipe] = {r.name: r for r in (
     RootfsRecipe("rootfs-base", ("base.packages",)),
     RootfsRecipe("rootfs-polyglot", ("base.packages", "polyglot.packages")),
-    DockerfileRecipe("agent", "rootfs-base", "agent/requirements.txt"),
-    DockerfileRecipe("eval", "rootfs-base", "eval/requirements.txt"),
-    DockerfileRecipe("polyglot", "rootfs-polyglot", "agent/requirements.txt"),  # agents run in it too
+    DockerfileRecipe("agent", "rootfs-base", "agent/requirements.txt", recipe="python-tools"),
+    DockerfileRecipe("eval", "rootfs-base", "eval/requirements.txt", recipe="python-tools"),
+    DockerfileRecipe("polyglot", "rootfs-polyglot", "agent/requirements.txt", recipe="python-tools"),  # agents too
     DockerfileRecipe("swebench-env", "eval"),  # the exported local suite's SWE-bench environment image
 )}
 TARGETS = {"agent": ["agent"], "eval": ["eval"], "polyglot": ["polyglot"], "all": ["agent", "eval", "polyglot"]}
