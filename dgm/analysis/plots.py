@@ -36,6 +36,18 @@ def watermark(fig: Figure, scripted: bool) -> None:
     fig.text(0.01, 0.995, f"⚠ {SCRIPTED_BANNER}", ha="left", va="top", fontsize=9, color="#c0392b", weight="bold")
 
 
+def finish_score_axes(fig: Figure, ax, ylabel: str, title: str, scripted: bool, legend_size: int = 8) -> Figure:
+    """The common frame of the score-over-iterations figures, watermarked when the scripted model ran."""
+    ax.set_xlabel("iteration (children created)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=legend_size)
+    ax.set_title(title)
+    watermark(fig, scripted)
+    return fig
+
+
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -112,14 +124,7 @@ def progress_figure(view: RunView) -> Figure:
             if title:
                 ax.annotate(title, (i, n.score), textcoords="offset points", xytext=(4, 8), fontsize=7, rotation=20,
                             color="#2c7fb8")
-    ax.set_xlabel("iteration (children created)")
-    ax.set_ylabel("score")
-    ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"Progress — run {view.run_id}")
-    watermark(fig, view.scripted)
-    return fig
+    return finish_score_axes(fig, ax, "score", f"Progress — run {view.run_id}", view.scripted)
 
 
 def compare_figure(views: list[RunView], labels: list[str] | None = None, reference: float | None = None,
@@ -135,14 +140,7 @@ def compare_figure(views: list[RunView], labels: list[str] | None = None, refere
                 color=colormaps["tab10"](i % 10))
     if reference is not None:
         ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label or f"reference {reference:g}")
-    ax.set_xlabel("iteration (children created)")
-    ax.set_ylabel("best score so far")
-    ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Best score so far")
-    watermark(fig, any(v.scripted for v in views))
-    return fig
+    return finish_score_axes(fig, ax, "best score so far", "Best score so far", any(v.scripted for v in views))
 
 
 def baseline_lines(ax, view: RunView, label: str, colour) -> bool:
@@ -254,14 +252,8 @@ def campaign_figure(seeds: list[dict], scripted: bool, title: str = "Campaign") 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     sources = sorted({s["source"] for s in seeds if s.get("source")})
     ax.scatter([], [], marker="D", s=25, color="grey", label=f"best node's score: {', '.join(sources) or '-'}")
-    ax.set_xlabel("iteration (children created)")
-    ax.set_ylabel("best search score so far")
-    ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
-    ax.set_title(f"{title}: {len(filled)} seeds")
-    watermark(fig, scripted)
-    return fig
+    return finish_score_axes(fig, ax, "best search score so far", f"{title}: {len(filled)} seeds", scripted,
+                             legend_size=7)
 
 
 def _carry_forward(curve: list[float | None], length: int) -> list[float]:
