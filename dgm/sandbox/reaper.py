@@ -60,11 +60,13 @@ class OrphanReaper:
         return register
 
     def release(self, pgid: int) -> None:
-        fd = self._pipe()
-        if fd is not None:
+        """Called once the command was waited for. No helper of ours, nothing registered: nothing to say."""
+        with self._lock:
+            helper = self._helper if self._owner == os.getpid() else None
+        if helper is not None:
             try:
-                os.write(fd, b"-%d\n" % pgid)
-            except OSError:
+                os.write(helper.stdin.fileno(), b"-%d\n" % pgid)
+            except (OSError, ValueError):
                 pass
 
 
