@@ -11,7 +11,9 @@ files and CPU time. The gateway socket is bind-mounted at /run/dgm/llm.sock.
 
 The SDK's exec has no timeout, so the exec's output is read in a thread; when the deadline
 passes the container is killed (every process in it dies) and started again, so the sandbox
-stays usable with its files intact.
+stays usable with its files intact. A command that returns but leaves processes behind (a
+daemon, a fork bomb's stragglers) gets the same restart: as with bwrap and local, nothing a
+command started outlives it.
 
 Every container is labelled dgm.sandbox=1 (and dgm.run=<run id> from the spec), so
 `cleanup_leftovers` finds what a killed run left. The Docker socket is never mounted.
@@ -91,8 +93,9 @@ class DockerSandbox:
                 raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
         check_toolchains(spec)
         self.container = self._create(spec, cpus)
+        self._init_pid: int | None = None
         try:
-            self.container.start()
+            self._start()
             if spec.source is not None:
                 self.copy_in(Path(spec.source), INSIDE_WORKDIR)
         except BaseException:
@@ -161,13 +164,24 @@ class DockerSandbox:
                                   daemon=True)
         reader.start()
         reader.join(timeout)
-        if reader.is_alive():  # deadline: kill everything in the container, keep its files
+        state = None if reader.is_alive() else self._wait_for_exit(exec_id, start + timeout)
+        if state is None:  # deadline: kill everything in the container, keep its files
             self._restart()
             reader.join(5)
             return ExecResult(TIMEOUT_EXIT_CODE, out.text(), True, time.monotonic() - start, out.truncated)
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        if self._has_leftovers():
+            self._restart()
+        code = state.get("ExitCode")
         return ExecResult(code if code is not None else -1, out.text(), False, time.monotonic() - start,
                           out.truncated)
+
+    def _wait_for_exit(self, exec_id: str, deadline: float) -> dict | None:
+        """The exec's final state, or None if it still runs at the deadline (its output can end first)."""
+        while (state := self.client.api.exec_inspect(exec_id)).get("Running"):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        return state
 
     @staticmethod
     def _read_stream(stream, out: BoundedOutput) -> None:
@@ -177,6 +191,11 @@ class DockerSandbox:
         except Exception as exc:  # the container was killed under us
             log.debug("docker exec stream ended: %s", exc)
 
+    def _start(self) -> None:
+        self.container.start()
+        self.container.reload()
+        self._init_pid = self.container.attrs["State"]["Pid"]
+
     def _restart(self) -> None:
         """Kill the container's init: the kernel kills every process of it, the files stay."""
         try:
@@ -184,7 +203,15 @@ class DockerSandbox:
             self.container.wait(timeout=60)  # exited = every process in its pid namespace is gone
         except Exception as exc:
             log.debug("kill after timeout: %s", exc)
-        self.container.start()
+        self._start()
+
+    def _has_leftovers(self) -> bool:
+        """Whether anything but init's `sleep infinity` runs: after an exec returned, whatever it left
+        behind has been re-parented to init, so init's children say it all."""
+        children = _children_of_init(self._init_pid, self.container.id)
+        if children is None:  # the daemon is not in our pid namespace (a VM or a remote host): ask it
+            return len(self.container.top()["Processes"]) > 2
+        return len(children) > 1
 
     def host_path(self, inside_path: str) -> Path | None:
         return None  # container files live in the daemon, not in a host dir we manage
@@ -243,6 +270,19 @@ class DockerSandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _children_of_init(pid: int | None, container_id: str) -> list[str] | None:
+    """Host pids of the children of the container's init, read from /proc; None if that pid is
+    not this container's init as seen from here (checked by its cgroup, which names the container)."""
+    if not pid:
+        return None
+    try:
+        if container_id not in Path(f"/proc/{pid}/cgroup").read_text():
+            return None
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
 
 
 def cleanup_leftovers(run_id: str | None = None, client=None) -> list[str]:

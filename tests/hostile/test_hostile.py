@@ -156,9 +156,14 @@ def _sleeper(marker: str) -> str:
     return f"python3 -c 'import time; time.sleep(300)' {marker}"
 
 
-@pytest.mark.parametrize("how", ["background", "nohup", "setsid", "double_fork"])
-def test_no_process_survives_the_exec(sandbox, secrets, how):
-    marker = f"dgm-hostile-{how}-{secrets.token}"
+_ESCAPES = ["background", "nohup", "setsid", "double_fork"]
+
+
+@pytest.mark.parametrize("how, ending", [(how, "timeout") for how in [*_ESCAPES, "closed_output"]]
+                         + [(how, "exit") for how in _ESCAPES])
+def test_no_process_survives_the_exec(sandbox, secrets, how, ending):
+    """Whether the command is killed at its deadline or returns on its own, what it started dies with it."""
+    marker = f"dgm-hostile-{how}-{ending}-{secrets.token}"
     script = {
         "background": f"{_sleeper(marker)} & echo started",
         "nohup": f"nohup {_sleeper(marker)} >/dev/null 2>&1 & echo started",
@@ -167,9 +172,15 @@ def test_no_process_survives_the_exec(sandbox, secrets, how):
                        "if os.fork() == 0:\n os.setsid()\n if os.fork() == 0:\n"
                        "  os.execvp(\"python3\", [\"python3\", \"-c\", \"import time; time.sleep(300)\", sys.argv[1]])\n"
                        " os._exit(0)\nprint(\"started\")' " + marker,
+        # the output stream ends while the command itself goes on
+        "closed_output": f"exec >/dev/null 2>&1 </dev/null; {_sleeper(marker)}",
     }[how]
-    r = sh(sandbox, script + "; sleep 0.3; sleep 30", timeout=2)
-    assert r.timed_out and r.exit_code == 124
+    if ending == "timeout":
+        r = sh(sandbox, script + "; sleep 0.3; sleep 30", timeout=2)
+        assert r.timed_out and r.exit_code == 124
+    else:
+        r = sh(sandbox, script + "; sleep 0.3", timeout=20)
+        assert not r.timed_out
     time.sleep(0.2)
     assert procs_with(marker) == []
 
