@@ -89,7 +89,9 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
         cwd: str = INSIDE_WORKDIR,
     ) -> ExecResult:
-        """Run a command (argv list, or a string for /bin/sh -c). On timeout every process dies."""
+        """Run a command (argv list, or a string for /bin/sh -c), one at a time per sandbox. When it
+        returns, no process the command started is left: at the timeout all are killed, and so is
+        whatever a finished command left running (a daemon, a double fork)."""
 
     def copy_in(self, host_path: Path, inside_path: str) -> None: ...
 
