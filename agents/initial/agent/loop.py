@@ -41,9 +41,7 @@ class Trajectory:
             self.data["exit_status"], self.data["error"] = status, error
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        # saved after every step so a crash loses nothing; only the final save is indented, since
-        # json's fast C encoder does not indent and re-encoding the whole trajectory grows with every step
-        tmp.write_text(json.dumps(self.data, indent=1 if status else None))
+        tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
         return self.data
 
