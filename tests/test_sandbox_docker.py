@@ -94,6 +94,21 @@ def test_exec_timeout_kills_every_process_and_keeps_the_sandbox(tmp_path):
 
 
 @docker
+@pytest.mark.parametrize("view", ["proc", "daemon"])
+def test_what_a_finished_command_left_running_is_killed_and_the_files_stay(tmp_path, monkeypatch, view):
+    """Left-overs are seen as extra children of the container's init: in /proc when the daemon shares
+    our pid namespace, else (a daemon in a VM or on another host, simulated here) through `docker top`."""
+    if view == "daemon":
+        monkeypatch.setattr("dgm.sandbox.docker._children_of_init", lambda pid, cid: None)
+    (tmp_path / "keep.txt").write_text("kept")
+    with open_sandbox("docker", SandboxSpec(source=tmp_path)) as sb:
+        r = sb.exec("setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo started", timeout=30)
+        after = sb.exec("cat keep.txt; echo; ps -eo comm | grep -c sleep", timeout=30)
+    assert not r.timed_out and r.exit_code == 0 and r.output == "started\n"
+    assert after.output.split() == ["kept", "1"]  # only the container's own `sleep infinity` is left
+
+
+@docker
 def test_copy_in_and_out_keep_links_as_links(tmp_path):
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
