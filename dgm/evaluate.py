@@ -261,9 +261,8 @@ def run_in_order(jobs: list, run: Callable, workers: int, decide: Callable | Non
 def task_job(name: str, *, agent_dir: Path, task_id: str, llm_env: dict[str, str], limits: AgentLimits,
              task_timeout_s: float, grade_timeout_s: float, out_dir: Path) -> Job:
     """One evaluation of one task as an executor job (it runs where the executor puts it)."""
-    return Job(name, attempt_task, inputs={"agent_dir": agent_dir}, out_dir=out_dir,
-               llm_token=llm_env.get("OPENAI_API_KEY"),
-               kwargs={"task_id": task_id, "llm_env": llm_env, "limits": limits.model_dump(),
+    return Job(name, attempt_task, inputs={"agent_dir": agent_dir}, out_dir=out_dir, llm_env=llm_env,
+               kwargs={"task_id": task_id, "limits": limits.model_dump(),
                        "task_timeout_s": task_timeout_s, "grade_timeout_s": grade_timeout_s},
                timeout_s=task_timeout_s + grade_timeout_s + JOB_GRACE_S)
 

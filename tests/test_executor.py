@@ -120,8 +120,8 @@ def test_a_retried_job_gets_the_answers_it_already_paid_for_from_the_record(upst
         client = gateway.client(token, max_retries=0)
         first = [client.chat.completions.create(model="self_modify", messages=messages, max_tokens=16) for _ in range(2)]
         assert len(upstream.chat_requests) == 2  # two samples of one request: both paid
-        gateway.restart_samples(token)  # the job's worker died; it runs again from the start
-        again = [client.chat.completions.create(model="self_modify", messages=messages, max_tokens=16) for _ in range(3)]
+        retry = gateway.client(gateway.retry_token(token), max_retries=0)  # the worker died; the job runs again
+        again = [retry.chat.completions.create(model="self_modify", messages=messages, max_tokens=16) for _ in range(3)]
         assert [a.choices[0].message.content for a in again[:2]] == [f.choices[0].message.content for f in first]
         assert len(upstream.chat_requests) == 3  # only the third sample is new
         assert gateway.stats.cache_hits == 2
@@ -138,8 +138,7 @@ def test_a_call_in_flight_when_its_worker_died_is_paid_once(upstream, tmp_path):
             orphan = dead_worker.submit(gateway.client(token, max_retries=0).chat.completions.create,
                                         model="self_modify", messages=messages, max_tokens=16)
             time.sleep(0.5)  # the first call is upstream now
-            gateway.restart_samples(token)
-            retry = gateway.client(token, max_retries=0).chat.completions.create(
+            retry = gateway.client(gateway.retry_token(token), max_retries=0).chat.completions.create(
                 model="self_modify", messages=messages, max_tokens=16)
             assert orphan.result().choices[0].message.content == "the only answer"
         assert retry.choices[0].message.content == "the only answer"
@@ -147,8 +146,43 @@ def test_a_call_in_flight_when_its_worker_died_is_paid_once(upstream, tmp_path):
     assert len(upstream.chat_requests) == 1
 
 
-def test_without_restart_a_repeated_request_is_a_new_sample(upstream, tmp_path):
-    """The control for the test above: restart_samples is what makes the retry free."""
+def test_a_call_the_lost_try_sends_after_the_retry_began_is_refused_and_steals_no_answer(upstream, tmp_path):
+    """A request of the dead worker reaches the gateway late (it was on the wire, or in the relay's
+    buffer): it must not be paid, nor take the sample index the retry's own request needs."""
+    upstream.script(fu.ok("answer one"), fu.ok("answer two"), fu.ok("a third, paid twice"))
+    ask = {"model": "self_modify", "max_tokens": 16}
+    with _gateway(upstream, tmp_path) as gateway:
+        token = gateway.issue_token(_context())
+        lost = gateway.client(token, max_retries=0)
+        lost.chat.completions.create(messages=[{"role": "user", "content": "one"}], **ask)
+        lost.chat.completions.create(messages=[{"role": "user", "content": "two"}], **ask)
+        retry = gateway.client(gateway.retry_token(token), max_retries=0)
+        with pytest.raises(Exception) as refused:
+            lost.chat.completions.create(messages=[{"role": "user", "content": "two"}], **ask)
+        assert getattr(refused.value, "status_code", None) == 401
+        answers = [retry.chat.completions.create(messages=[{"role": "user", "content": c}], **ask)
+                   for c in ("one", "two")]
+        assert [a.choices[0].message.content for a in answers] == ["answer one", "answer two"]
+    assert len(upstream.chat_requests) == 2
+
+
+def test_revoking_a_jobs_token_revokes_its_retries(upstream, tmp_path):
+    """The loop revokes the token it issued when the attempt ends; a retry's token dies with it."""
+    with _gateway(upstream, tmp_path) as gateway:
+        token = gateway.issue_token(_context())
+        second = gateway.retry_token(gateway.retry_token(token))
+        gateway.revoke(token)
+        with pytest.raises(Exception) as refused:
+            gateway.client(second, max_retries=0).chat.completions.create(
+                model="self_modify", messages=[{"role": "user", "content": "hi"}], max_tokens=16)
+        assert getattr(refused.value, "status_code", None) == 401
+        with pytest.raises(ValueError, match="revoked"):
+            gateway.retry_token(second)
+    assert upstream.chat_requests == []
+
+
+def test_without_a_retry_token_a_repeated_request_is_a_new_sample(upstream, tmp_path):
+    """The control for the tests above: the retry's token is what makes its repeated requests free."""
     messages = [{"role": "user", "content": "same question"}]
     with _gateway(upstream, tmp_path) as gateway:
         client = gateway.client(gateway.issue_token(_context()), max_retries=0)

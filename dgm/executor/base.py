@@ -5,9 +5,10 @@ or one task evaluation. It names a module-level function and plain-data argument
 directories the function reads (agent code) are listed in `inputs` by argument name, and it
 writes its artifacts to `out_dir`. A remote executor ships the inputs as bytes (tar), runs the
 function in a fresh directory on a worker and ships `out_dir` back; the in-process executor just
-calls the function. Jobs never touch the run store: the driver records what they return.
+calls the function. Jobs never touch the run store: the driver records what they return. A job
+whose agent calls the LLM carries its `llm_env` (gateway token); a try on a new worker gets a new token.
 
-    fn(place: Workplace, *, out_dir: Path | None, **inputs_as_paths, **kwargs) -> plain data
+    fn(place: Workplace, *, out_dir: Path | None, [llm_env: dict,] **inputs_as_paths, **kwargs) -> plain data
 
 `Workplace` is what the job finds where it runs: the sandbox policy of that machine (its gateway
 socket) and the benchmark.
@@ -15,7 +16,7 @@ socket) and the benchmark.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -38,7 +39,15 @@ class Job:
     inputs: dict[str, Path] = field(default_factory=dict)  # argument name -> directory the job reads
     out_dir: Path | None = None  # where the job's artifacts land on the driver
     timeout_s: float = 3600.0  # past this the job is cancelled; a sandbox's own timeout comes first
-    llm_token: str | None = None  # the gateway token its agent calls with (a retry replays its answers)
+    llm_env: dict[str, str] | None = None  # how its agent reaches the gateway (fn gets it as `llm_env`)
+
+    @property
+    def llm_token(self) -> str | None:
+        return self.llm_env.get("OPENAI_API_KEY") if self.llm_env else None
+
+    def calling_with(self, llm_token: str) -> "Job":
+        """The same job, its agent calling the gateway with `llm_token` (a retry's token)."""
+        return replace(self, llm_env={**self.llm_env, "OPENAI_API_KEY": llm_token})
 
 
 @dataclass
@@ -61,4 +70,5 @@ class Executor(Protocol):
 
 def call(job: Job, place: Workplace, inputs: dict[str, Path], out_dir: Path | None) -> Any:
     """Call the job's function as the calling convention says (shared by both executors)."""
-    return job.fn(place, out_dir=out_dir, **inputs, **job.kwargs)
+    llm = {"llm_env": job.llm_env} if job.llm_env is not None else {}
+    return job.fn(place, out_dir=out_dir, **inputs, **llm, **job.kwargs)

@@ -27,9 +27,9 @@ def self_modify_job(node_id: str, *, llm_env: dict[str, str], modifier_dir: Path
                     limits: AgentLimits, timeout: float, out_dir: Path) -> Job:
     """`timeout`: the harness's, beyond the agent's own limits.max_seconds."""
     return Job(f"{node_id} self_modify", _self_modify,
-               kwargs={"llm_env": llm_env, "statement": statement, "limits": limits, "timeout": timeout},
+               kwargs={"statement": statement, "limits": limits, "timeout": timeout}, llm_env=llm_env,
                inputs={"modifier_dir": modifier_dir, "target_dir": target_dir}, out_dir=out_dir,
-               timeout_s=timeout + JOB_GRACE_S, llm_token=llm_env.get("OPENAI_API_KEY"))
+               timeout_s=timeout + JOB_GRACE_S)
 
 
 def _own_tests(place: Workplace, *, out_dir: None, agent_dir: Path, command: str, timeout: float) -> ExecResult:

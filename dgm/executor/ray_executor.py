@@ -142,7 +142,7 @@ class RayExecutor:
             last_error: Exception | None = None
             for attempt in range(1 + self.cfg.max_retries):
                 if attempt:
-                    self._before_retry(job, last_error, attempt)
+                    job = self._before_retry(job, last_error, attempt)
                 ref = self._remote.options(num_cpus=self.cfg.job_cpus, resources=dict(self.cfg.resources),
                                            name=job.name).remote(job, refs, input_blob, self.policy,
                                                                  self.benchmark_spec, self.gateway_address)
@@ -164,10 +164,11 @@ class RayExecutor:
             raise JobTimeout(f"{job.name}: no result after {job.timeout_s:.0f} s; cancelled")
         return ray.get(ref)
 
-    def _before_retry(self, job: Job, error: Exception | None, attempt: int) -> None:
+    def _before_retry(self, job: Job, error: Exception | None, attempt: int) -> Job:
+        """The job for its next try: with a new gateway token, so the lost try's calls still on their way
+        are refused and its paid answers are served to the retry from the gateway's record."""
         log.warning("%s: worker lost (%s); running it again (try %d)", job.name, type(error).__name__, attempt + 1)
-        if job.llm_token:
-            self.gateway.restart_samples(job.llm_token)
+        return job.calling_with(self.gateway.retry_token(job.llm_token)) if job.llm_token else job
 
     def close(self) -> None:
         if self._started_ray is not None and ray.is_initialized():

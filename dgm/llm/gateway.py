@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -91,6 +91,13 @@ class GatewayStats:
 class _Grant:
     context: CallContext
     alias: str
+    issued_as: str  # the token first issued for this work: revoking it revokes its retries' tokens
+    try_no: int = 0  # 0, or which retry of a job whose worker died holds it
+
+    @property
+    def counting(self) -> str:
+        """Where its sample indices are counted: per try, so a lost try's late requests steal none."""
+        return f"{_sample_scope(self.context)}#{self.try_no}"
 
 
 def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -105,6 +112,10 @@ def _usage_numbers(response: Mapping[str, Any]) -> tuple[int, int, int]:
         return value if isinstance(value, int) and value >= 0 else 0
 
     return as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens")), as_int(cached)
+
+
+def _new_token() -> str:
+    return "dgm-" + secrets.token_urlsafe(24)
 
 
 def _sample_scope(ctx: CallContext) -> str:
@@ -194,21 +205,32 @@ class Gateway:
             raise ValueError(f"unknown model alias {model_alias!r} (configured: {sorted(self.routes)})")
         if context.purpose not in PURPOSES:
             raise ValueError(f"unknown call purpose {context.purpose!r} (one of {PURPOSES})")
-        token = "dgm-" + secrets.token_urlsafe(24)
+        token = _new_token()
         with self._lock:
-            self._grants[token] = _Grant(context, model_alias)
+            self._grants[token] = _Grant(context, model_alias, issued_as=token)
         return token
 
     def revoke(self, token: str) -> None:
+        """`token` and the tokens of its retries stop working."""
         with self._lock:
-            self._grants.pop(token, None)
+            for held in [t for t, grant in self._grants.items() if t == token or grant.issued_as == token]:
+                del self._grants[held]
 
-    def restart_samples(self, token: str) -> None:
-        """The job holding `token` starts over (its worker died): its next requests get the sample
-        indices of its first try again, so answers it already received are served from the cache."""
-        grant = self._grant(token)
-        if grant is not None:
-            self._samples.forget(_sample_scope(grant.context))
+    def retry_token(self, token: str) -> str:
+        """A token for the job holding `token`, which lost its worker and runs again from the start.
+
+        `token` is revoked: a request the lost try still had on its way is refused, never paid. The
+        retry counts its samples from the start again, so each request it repeats gets the index it had
+        in the lost try and the answer the lost try paid for comes from the record (or, still upstream,
+        is shared)."""
+        new = _new_token()
+        with self._lock:
+            lost = self._grants.pop(token, None)
+            if lost is None:
+                raise ValueError("retry_token: unknown or revoked token")
+            self._grants[new] = replace(lost, try_no=lost.try_no + 1)
+        self._samples.forget(lost.counting)
+        return new
 
     def _grant(self, token: str) -> _Grant | None:
         with self._lock:
@@ -390,10 +412,11 @@ class Gateway:
 
     def _answer(self, grant: _Grant, route: Route, request: dict, started: float) -> dict:
         ctx = grant.context
-        # Sample indices count identical requests per caller scope; the cache adds its run (see cache.py).
+        # Sample indices count identical requests per caller scope (per try of a job: retry_token); the
+        # cache key has the scope, not the try, so a retry's repeated requests find the lost try's answers.
         scope = _sample_scope(ctx)
         fingerprint = request_fingerprint(request)
-        index = self._samples.reserve(scope, fingerprint)
+        index = self._samples.reserve(grant.counting, fingerprint)
         answered = False
         try:
             replaying = self.cache is not None and self.cache.mode == "replay"
@@ -441,7 +464,7 @@ class Gateway:
             return response
         finally:
             if not answered:
-                self._samples.release(scope, fingerprint, index)
+                self._samples.release(grant.counting, fingerprint, index)
 
     def _ask_upstream(self, ctx: CallContext, route: Route, request: dict, key: str, index: int, scope: str,
                       started: float) -> dict:
@@ -471,7 +494,7 @@ class Gateway:
     def _join_flight(self, key: str) -> tuple[bool, Future]:
         """(True, a new flight) for the first caller of `key`; (False, its flight) for a caller that
         asks the same sample while it is still upstream. That happens when a job's worker dies with a
-        call in flight and the job, run again elsewhere, asks it again (restart_samples): one payment."""
+        call in flight and the job, run again elsewhere, asks it again (retry_token): one payment."""
         with self._lock:
             if key and key in self._flights:
                 return False, self._flights[key]
