@@ -4,16 +4,16 @@ Critiques of self-improvement results ask whether simply re-running the *initial
 money the search spent, does as well. This module answers it:
 
     budget   <- what RUN spent on its LLM calls, in $ (a run of the free scripted model: its
-                number of LLM calls instead)
+                number of calls that went to the model instead)
     tasks    <- RUN's evaluation tasks (every stage)
     repeat r = 0, 1, ...: evaluate the initial agent on all of them (dgm/evaluate.py), while the
                 spend so far plus one more repeat's average spend stays within the budget
 
 The repeats are stored as a run directory of their own (default RUN/baseline): one node per repeat
 (`rep000`, `rep001`, ...; no parents), so every run command reads it, plus `baseline.json` naming
-the source run and the budget. From the repeats: best-of-N (the highest repeat score: chosen on the
-same tasks, as a search's best node is), pass@k and pass^k (dgm/analysis/sampling.py), and the
-variance split into task sampling and run to run.
+the source run and the budget (`--resume` continues a killed baseline from them). From the repeats:
+best-of-N (the highest repeat score: chosen on the same tasks, as a search's best node is), pass@k
+and pass^k (dgm/analysis/sampling.py), and the variance split into task sampling and run to run.
 """
 
 from __future__ import annotations
@@ -45,16 +45,23 @@ class Budget:
         store = RunStore.open(run_dir, read_only=True)
         try:
             usd = store.spent_usd()
-            return cls("usd", usd) if usd > 0 else cls("calls", float(store.llm_totals()[0]["calls"]))
+            return cls("usd", usd) if usd > 0 else cls("calls", _calls_asked(store))
         finally:
             store.close()
 
     def spent(self, store: RunStore) -> float:
-        return store.spent_usd() if self.unit == "usd" else float(store.llm_totals()[0]["calls"])
+        return store.spent_usd() if self.unit == "usd" else _calls_asked(store)
 
     def text(self, value: float | None = None) -> str:
         value = self.amount if value is None else value
         return f"${value:.2f}" if self.unit == "usd" else f"{value:.0f} LLM calls"
+
+
+def _calls_asked(store: RunStore) -> float:
+    """LLM calls that went to the model: an answer served from the gateway's record (a resumed
+    attempt's) is free, in calls as in $."""
+    totals = store.llm_totals()[0]
+    return float(totals["calls"] - totals["cache_hits"])
 
 
 def another_repeat_fits(budget: Budget, spent: float, repeats_done: int) -> bool:
@@ -79,22 +86,50 @@ def baseline_config(config_path: str, overrides: list[str], source: Path) -> Con
 def run_baseline(config: Config, source: Path, out_dir: Path, *, max_repeats: int = DEFAULT_MAX_REPEATS,
                  report: Callable[[str], None] = print) -> Path:
     """Evaluate config's initial agent on the source run's tasks until the source run's budget is spent."""
-    from dgm.run import check_before_running, new_run, runtime  # the run's machinery, imported when used
+    from dgm.run import check_before_running, new_run  # the run's machinery, imported when used
 
     benchmark = check_before_running(config)
     budget = Budget.of_run(source)
     store, run_id = new_run(config, out_dir, benchmark)
-    source_id = RunView.load(source).run_id
-    meta = {"kind": "equal_budget_baseline", "source_run": source_id, "source_run_dir": str(source.resolve()),
-            "agent": str(config.agent.initial.resolve()), "budget": {"unit": budget.unit, "amount": budget.amount},
-            "max_repeats": max_repeats}
+    meta = {"kind": "equal_budget_baseline", "source_run": RunView.load(source).run_id,
+            "source_run_dir": str(source.resolve()), "agent": str(config.agent.initial.resolve()),
+            "budget": {"unit": budget.unit, "amount": budget.amount}, "max_repeats": max_repeats}
     (store.run_dir / BASELINE_FILE).write_text(json.dumps(meta, indent=2))
-    agent = config.agent.initial.resolve()
-    reason = f"max repeats ({max_repeats}) reached"
+    _repeat_until_spent(config, store, run_id, benchmark, meta, report)
+    return out_dir
+
+
+def resume_baseline(out_dir: Path, report: Callable[[str], None] = print) -> Path:
+    """Continue a baseline that was killed: its finished repeats stay, the one in flight runs again
+    (the answers it had received come from the gateway's record, so none is paid twice)."""
+    from dgm.run import reopen
+
+    meta = read_meta(out_dir)
+    if meta is None:
+        raise StoreError(f"{out_dir} is not a baseline run directory (no {BASELINE_FILE})")
+    store = RunStore.open(out_dir)
+    if store.run_info()["status"] == "finished":
+        store.close()
+        report(f"baseline {out_dir} had finished already: nothing to resume")
+        return out_dir
+    config = load_config(out_dir / "config.yaml")
+    run_id = reopen(store)
+    store.cleanup_orphans()  # a kill while publishing leaves the repeat's files without its node
+    _repeat_until_spent(config, store, run_id, None, meta, report)
+    return out_dir
+
+
+def _repeat_until_spent(config: Config, store: RunStore, run_id: str, benchmark, meta: dict,
+                        report: Callable[[str], None]) -> None:
+    from dgm.run import runtime
+
+    budget, agent = Budget(**meta["budget"]), Path(meta["agent"])
+    done = len(store.nodes())  # a repeat is a node once finished; a killed one runs again
+    reason = f"max repeats ({meta['max_repeats']}) reached"
     with runtime(config, store, run_id, benchmark) as ctx:
-        for repeat in range(max_repeats):
+        for repeat in range(done, meta["max_repeats"]):
             spent = budget.spent(store)
-            if not another_repeat_fits(budget, spent, repeat):
+            if not _begun(store, repeat) and not another_repeat_fits(budget, spent, repeat):
                 reason = f"budget: {budget.text(spent)} spent of {budget.text()}"
                 break
             try:
@@ -107,12 +142,21 @@ def run_baseline(config: Config, source: Path, out_dir: Path, *, max_repeats: in
     store.events.append("baseline_done", reason=reason, **meta)
     store.set_run_status("finished", reason)
     store.close()
-    return out_dir
+
+
+def _begun(store: RunStore, repeat: int) -> bool:
+    """Whether the repeat was running when the baseline was killed: its go-ahead was given then (its
+    spend so far is in the total now, so deciding again would stop a resumed baseline early)."""
+    return any(a["attempt_id"] == _ids(repeat)[1] for a in store.in_flight())
+
+
+def _ids(repeat: int) -> tuple[str, str]:
+    return f"rep{repeat:03d}", f"{repeat}:0"  # node, attempt
 
 
 def evaluate_repeat(ctx, store: RunStore, agent: Path, repeat: int) -> Node:
     """One evaluation of the agent on every task, published as node rep<NNN> (attempt "<repeat>:0")."""
-    node_id, attempt_id = f"rep{repeat:03d}", f"{repeat}:0"
+    node_id, attempt_id = _ids(repeat)
     work = store.begin_attempt(attempt_id, repeat, 0, None)
     evaluation = ctx.evaluator.evaluate(agent, node_id, attempt_id, work, all_stages=True)
     node = Node(node_id=node_id, parent_id=None, generation=repeat, attempt_id=attempt_id, status="evaluated",

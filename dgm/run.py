@@ -132,13 +132,18 @@ def resume_run(run_dir: Path, overrides: list[str], *, yes: bool = False) -> tup
     confirm_cost(config, yes, store=store)
     if overrides:  # kept, so a later resume does not fall back to the old limits
         (run_dir / "config.yaml").write_text(config.to_yaml())
+    return config, store, reopen(store, overrides)
+
+
+def reopen(store: RunStore, overrides: list[str] = ()) -> str:
+    """Mark an interrupted run running again, once what its killed sandboxes left is gone; its run id."""
     run_id = store.run_info()["run_id"]
     # Sandboxes of a killed run leave host dirs (copies of repos) and containers behind; only this run's go.
     leftovers = cleanup_leftovers(run_id)
     store.set_run_status("running")
-    store.events.append("resume", overrides=overrides, removed_sandbox_dirs=leftovers["dirs"],
+    store.events.append("resume", overrides=list(overrides), removed_sandbox_dirs=leftovers["dirs"],
                         removed_containers=leftovers["containers"])
-    return config, store, run_id
+    return run_id
 
 
 def check_before_running(config: Config) -> Benchmark:

@@ -111,15 +111,31 @@ def test_baseline_spends_the_runs_call_budget_on_the_initial_agent(baseline):
     assert confirmed["initial_score"] == seed["initial_score"]
 
 
+def test_a_baseline_killed_mid_repeat_resumes_to_the_same_repeats_paying_nothing_twice(baseline, tmp_path):
+    run_dir, finished = baseline
+    out = tmp_path / "b"
+    killed = subprocess.run([sys.executable, "-m", "dgm", "baseline", "experiments/quickstart.yaml", "--budget-from",
+                             str(run_dir), "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=1500,
+                            env={**os.environ, "DGM_TEST_KILL_AT": "publish:1:0"})  # repeat 1 graded, not published
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    resumed = _dgm("baseline", "--budget-from", str(run_dir), "--out", str(out), "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    b = json.loads(resumed.stdout)
+    assert b["repeat_scores"] == finished["repeat_scores"] and b["budget"] == finished["budget"]
+    assert sum(1 for _ in _calls(out, "cache_hit = 1")) >= 1  # repeat 1's answers came from the record
+    again = _dgm("baseline", "--budget-from", str(run_dir), "--out", str(out), "--resume")
+    assert again.returncode == 0 and "finished already" in again.stdout
+
+
 def campaign_summary(run_dir):
     return {"seeds": [json.loads(p.read_text()) for p in (run_dir.parents[1] / "scores").glob("*.json")]}
 
 
-def _calls(run_dir):
+def _calls(run_dir, where="cache_hit = 0"):
     import sqlite3
 
     db = sqlite3.connect(run_dir / "run.db")
-    yield from db.execute("SELECT id FROM llm_calls")
+    yield from db.execute(f"SELECT id FROM llm_calls WHERE {where}")
 
 
 def test_report_and_plot_compare_show_the_baseline_beside_its_run(baseline, tmp_path):
@@ -134,7 +150,7 @@ def test_report_and_plot_compare_show_the_baseline_beside_its_run(baseline, tmp_
     assert f"best-of-{b['repeats']} (equal budget)" in svg and "DGM" in svg and "test double" in svg
 
 
-def test_bad_campaign_and_baseline_arguments_are_one_line_errors(tmp_path, capsys, campaign):
+def test_bad_campaign_and_baseline_arguments_are_one_line_errors(tmp_path, capsys, campaign, baseline):
     out, summary, _ = campaign
     assert main(["campaign", "experiments/quickstart.yaml", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err
@@ -142,6 +158,10 @@ def test_bad_campaign_and_baseline_arguments_are_one_line_errors(tmp_path, capsy
     assert main(["baseline", "experiments/quickstart.yaml", "--budget-from", str(run_dir),
                  "--set", "evaluation.benchmark=polyglot:/nowhere"]) == 2
     assert "evaluation.benchmark" in capsys.readouterr().err
+    assert main(["baseline", "experiments/quickstart.yaml", "--budget-from", str(run_dir)]) == 2
+    assert "holds a baseline already" in capsys.readouterr().err  # the fixture's: never overwritten
+    assert main(["baseline", "--budget-from", str(run_dir), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no baseline to resume" in capsys.readouterr().err
     assert main(["campaign", "--report", str(tmp_path)]) == 2
     assert "not a campaign directory" in capsys.readouterr().err
 
