@@ -8,8 +8,10 @@ that order, never on which parallel task finished first):
 
 - STOP: the entry is out of reach even if every remaining task were resolved, *and* nothing else
   the stage's full score decides can still change: the other score bars (`keep_better`'s
-  "initial − leeway") are on a known side, and, on stage 1, a non-empty patch was already made
-  (admission's "compiled"). The stage stops; its remaining tasks are never started.
+  "initial − leeway") are on a known side, on stage 1 a non-empty patch was already made
+  (admission's "compiled"), and `paired_test`'s verdict is the same whatever the remaining tasks give
+  (the evaluator asks `admission.paired_verdict_settled`, which needs task ids this rule does not
+  see). The stage stops; its remaining tasks are never started.
 - ENTRY_GUARANTEED: the entry is reached whatever the rest does. The stage still grades every task,
   because a node's score is over all tasks of the stages it entered (the paper's denominators): these
   tasks would run in the next stage anyway, so stopping here saves nothing.

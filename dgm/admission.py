@@ -19,7 +19,7 @@ The loop (dgm/loop.py), the HGM search (dgm/hgm_search.py) and the simulator (dg
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from dgm.analysis.stats import compare_outcomes, mcnemar_exact_one_sided
 
@@ -58,6 +58,18 @@ def admit(rule: AdmissionRule, *, compiled: bool, score: float | None, initial_s
         ok = (score or 0.0) >= floor - SCORE_TOLERANCE
         return Verdict(ok, f"score {score or 0.0:.3f} {'>=' if ok else '<'} initial - leeway ({floor:.3f})")
     return paired_verdict(rule.alpha, child or {}, parent)
+
+
+def paired_verdict_settled(alpha: float, child: Mapping[str, bool], parent: Mapping[str, bool] | None,
+                           ungraded: Iterable[str]) -> bool:
+    """Whether the paired verdict is the same however the `ungraded` task runs turn out (adaptive
+    evaluation stops a stage only then). The one-sided McNemar p only falls as the child fails more of
+    its parent's solved tasks and only rises as it solves more of its parent's failures, so the two
+    extremes, every ungraded run failed and every one resolved, bound every outcome."""
+    ungraded = list(ungraded)
+    worst = paired_verdict(alpha, {**child, **dict.fromkeys(ungraded, False)}, parent)
+    best = paired_verdict(alpha, {**child, **dict.fromkeys(ungraded, True)}, parent)
+    return worst.admitted == best.admitted
 
 
 def paired_verdict(alpha: float, child: Mapping[str, bool], parent: Mapping[str, bool] | None) -> Verdict:

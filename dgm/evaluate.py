@@ -44,6 +44,9 @@ from dgm.progress import NoProgress, Progress
 from dgm.splits import excluded_tasks
 from dgm.store.records import StageScore, TaskResult
 
+# (resolved so far by task run, the stage's ungraded task runs) -> whether a decision is already settled
+OutcomesSettled = Callable[[dict[str, bool], list[str]], bool]
+
 MAX_LOCAL_SLOTS = 64
 TEST_DESCRIPTION_FALLBACK = "Run the repository's test suite with `python -m pytest -q`."
 
@@ -161,9 +164,10 @@ class Evaluator:
 
     def evaluate(self, agent_dir: Path, node_id: str, attempt_id: str, out_dir: Path, *,
                  second_best: float | None = None, all_stages: bool = False, workers: int | None = None,
-                 score_bars: tuple[float, ...] = ()) -> Evaluation:
-        """`workers`: tasks in parallel (default `evaluation.workers`). `score_bars`: scores other decisions
-        compare the node's score against (keep_better); an adaptive stage stops only once they are decided."""
+                 score_bars: tuple[float, ...] = (), outcomes_settled: OutcomesSettled | None = None) -> Evaluation:
+        """`workers`: tasks in parallel (default `evaluation.workers`). What other decisions read, so an
+        adaptive stage stops only once they are decided: `score_bars`, scores they compare the node's
+        score against (keep_better); `outcomes_settled`, for one that reads task outcomes (paired_test)."""
         workers = workers or self.cfg.workers
         evaluation = Evaluation([], [])
         for index, task_ids in enumerate(self.stage_tasks):
@@ -176,7 +180,8 @@ class Evaluator:
                                                               out_dir, job[1])
             decide = None
             if self.cfg.adaptive and not all_stages and index + 1 < len(self.stage_tasks):
-                decide = self._stage_decider(index, stages, len(jobs), second_best, score_bars, out_dir)
+                decide = self._stage_decider(index, evaluation, jobs, second_best, score_bars, outcomes_settled,
+                                             out_dir)
             counted, launched, stop = run_in_order(jobs, run, workers, decide)
             results += counted
             resolved = sum(r.outcome == "resolved" for r in results)
@@ -191,20 +196,26 @@ class Evaluator:
                 break
         return evaluation
 
-    def _stage_decider(self, index: int, stages: list[StageScore], size: int, second_best: float | None,
-                       score_bars: tuple[float, ...], out_dir: Path):
+    def _stage_decider(self, index: int, so_far: Evaluation, jobs: list[tuple[str, int]], second_best: float | None,
+                       score_bars: tuple[float, ...], outcomes_settled: OutcomesSettled | None, out_dir: Path):
         """The stop rule of one stage (dgm/adaptive.py) as a function of its graded prefix: the entry bar if
         the stage can stop there, else None."""
         following = self.cfg.stages[index + 1]
-        before = stages[-1] if stages else StageScore(0, 0, 0)
+        before = so_far.stages[-1] if so_far.stages else StageScore(0, 0, 0)
+        earlier = list(so_far.results)
         rule = StageRule(entry_bar(following.threshold, following.require_second_best, second_best),
                          tuple(score_bars), needs_patch=index == 0)
 
         def decide(prefix: list[TaskResult]) -> float | None:
             verdict = stage_decision(resolved_before=before.resolved, total_before=before.total,
-                                     graded=[r.outcome == "resolved" for r in prefix], stage_size=size, rule=rule,
-                                     patch_seen=any(made_patch(out_dir, r) for r in prefix))
-            return rule.entry_bar if verdict == STOP else None
+                                     graded=[r.outcome == "resolved" for r in prefix], stage_size=len(jobs),
+                                     rule=rule, patch_seen=any(made_patch(out_dir, r) for r in prefix))
+            if verdict != STOP:
+                return None
+            ungraded = [outcome_key(task, k) for task, k in jobs[len(prefix):]]
+            if outcomes_settled and not outcomes_settled(resolved_map(earlier + prefix), ungraded):
+                return None
+            return rule.entry_bar
         return decide
 
     # -- one task ----------------------------------------------------------------------------
@@ -256,6 +267,16 @@ def run_in_order(jobs: list, run: Callable, workers: int, decide: Callable | Non
                 if stop is not None:
                     counted = prefix
     return results[:counted], started, stop
+
+
+def outcome_key(task_id: str, eval_index: int) -> str:
+    """A task run's name in the outcome maps the paired admission test compares."""
+    return task_id if eval_index == 0 else f"{task_id}#{eval_index}"
+
+
+def resolved_map(results: list[TaskResult]) -> dict[str, bool]:
+    """{task run: resolved}, the form the paired admission test compares."""
+    return {outcome_key(r.task_id, r.eval_index): r.outcome == "resolved" for r in results}
 
 
 def task_job(name: str, *, agent_dir: Path, task_id: str, llm_env: dict[str, str], limits: AgentLimits,

@@ -50,14 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dgm.admission import AdmissionRule, Verdict, admit
+from dgm.admission import AdmissionRule, Verdict, admit, paired_verdict_settled
 from dgm.agent_run import SandboxPolicy
 from dgm.approval import WAITING_FOR_APPROVAL, waiting_reason
 from dgm.bench.base import OUTCOMES, Benchmark
 from dgm.config import Config
 from dgm.diagnose import ParentEvidence, diagnose, fitted_prompt
 from dgm.entries import TaskRecord, choose_entry, overflow_streak, ran_out_of_context_twice
-from dgm.evaluate import Evaluation, Evaluator, made_patch
+from dgm.evaluate import Evaluation, Evaluator, made_patch, resolved_map
 from dgm.executor import Executor, InProcessExecutor, Workplace
 from dgm.executor.jobs import own_tests_job, self_modify_job
 from dgm.hgm_search import HGMSearch
@@ -277,7 +277,8 @@ class DarwinGodelMachine:
 
         evaluation = self.ctx.evaluator.evaluate(child_dir, node.node_id, node.attempt_id, work,
                                                  second_best=self._second_best_full_score(),
-                                                 score_bars=self._admission_bars())
+                                                 score_bars=self._admission_bars(),
+                                                 outcomes_settled=self._paired_settled(node))
         if evaluation.stop:  # adaptive evaluation: the stage's decisions were settled before its last task
             node.tasks_skipped = evaluation.skipped
             self.store.events.append("adaptive_stop", node=node.node_id, **evaluation.stop)
@@ -324,6 +325,13 @@ class DarwinGodelMachine:
     def _hold_for_approval(self, node: Node) -> None:
         if node.admitted and self.cfg.admission.approval == "human":
             node.approval = PENDING_APPROVAL  # a parent only once approved: dgm approve RUN NODE (dgm/approval.py)
+
+    def _paired_settled(self, node: Node):
+        """paired_test: adaptive evaluation stops a stage only once the test's verdict cannot change."""
+        if self.cfg.admission.method != "paired_test" or not node.parent_id:
+            return None
+        parent = resolved_map(self.store.task_results(node.parent_id))
+        return lambda child, ungraded: paired_verdict_settled(self.cfg.admission.alpha, child, parent, ungraded)
 
     def _admission_bars(self) -> tuple[float, ...]:
         """Scores admission compares a child's score against (keep_better: initial - leeway); adaptive
@@ -439,12 +447,6 @@ class DarwinGodelMachine:
             return "not evaluated"
         s = node.stages[-1]
         return f"{s.resolved}/{s.total} resolved ({s.score:.0%})"
-
-
-def resolved_map(results: list[TaskResult]) -> dict[str, bool]:
-    """{task (and repeat index): resolved}, the form the paired admission test compares."""
-    return {r.task_id if r.eval_index == 0 else f"{r.task_id}#{r.eval_index}": r.outcome == "resolved"
-            for r in results}
 
 
 def load_cached_evaluation(path: Path, stage_tasks: list[list[str]]) -> Evaluation:

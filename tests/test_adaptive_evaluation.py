@@ -13,7 +13,8 @@ import pytest
 
 from dgm.adaptive import CONTINUE, ENTRY_GUARANTEED, STOP, StageRule, stage_decision
 from dgm.config import EvaluationSection, Stage
-from dgm.evaluate import Evaluator, made_patch
+from dgm.admission import paired_verdict, paired_verdict_settled
+from dgm.evaluate import Evaluator, made_patch, resolved_map
 from dgm.store import TaskResult
 from test_staged_evaluation import PAPER_STAGES, TinyBench
 
@@ -104,6 +105,28 @@ def test_same_decisions_as_full_evaluation_with_fewer_tasks(tmp_path, workers):
         saved += len(full_ev.started) - len(ad_ev.started)
         total += len(full_ev.started)
     assert 0 < saved < total  # (44 of 820 task runs on these draws)
+
+
+@pytest.mark.parametrize("settle", [True, False], ids=["with the paired check", "control: without it"])
+def test_paired_admission_decides_the_same_as_full_evaluation(tmp_path, settle):
+    """admission.method: paired_test reads task outcomes, not the score: a stage stops only once the
+    test's verdict against the parent cannot change. Without that check some verdicts change."""
+    rng = random.Random(3)
+    differ = 0
+    for trial in range(40):
+        outcomes = _random_outcomes(rng, (10, 20, 30))
+        parent = {t: rng.random() < 0.6 for t in outcomes if rng.random() < 0.9}
+        alpha = rng.choice([0.05, 0.2, 0.4])
+        settled = (lambda child, ungraded: paired_verdict_settled(alpha, child, parent, ungraded)) if settle else None
+        verdicts = []
+        for adaptive in (False, True):
+            ev = Scripted(outcomes, adaptive=adaptive, sizes=(10, 20, 30))
+            evaluation = ev.evaluate(Path("/agent"), "n", "1:0", tmp_path / f"{trial}-{adaptive}",
+                                     outcomes_settled=settled)
+            verdicts.append((len(evaluation.stages),
+                             paired_verdict(alpha, resolved_map(evaluation.results), parent).admitted))
+        differ += verdicts[0] != verdicts[1]
+    assert differ == 0 if settle else differ > 0
 
 
 def test_parallel_results_do_not_depend_on_which_task_finished_first(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dgm.admission import AdmissionRule, admit
+from dgm.admission import AdmissionRule, admit, paired_verdict, paired_verdict_settled
 from dgm.analysis.stats import mcnemar_exact, mcnemar_exact_one_sided
 
 PAIRED = AdmissionRule("paired_test", alpha=0.05)
@@ -66,3 +66,25 @@ def test_keep_all_and_keep_better_unchanged():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="admission.method: unknown 'vote'"):
         admit(AdmissionRule("vote"), compiled=True, score=0.5)
+
+
+def test_settled_means_every_outcome_of_the_ungraded_runs_gives_the_same_verdict():
+    """Checked against all 2^n completions, on random parents, children and alphas."""
+    import itertools
+    import random
+
+    rng = random.Random(7)
+    settled_seen = {True: 0, False: 0}
+    for _ in range(300):
+        tasks = [f"t{i}" for i in range(rng.randint(4, 14))]
+        parent = {t: rng.random() < 0.7 for t in tasks if rng.random() < 0.9}  # the parent may miss some
+        ungraded = rng.sample(tasks, rng.randint(0, min(6, len(tasks))))
+        child = {t: rng.random() < 0.4 for t in tasks if t not in ungraded}
+        alpha = rng.choice([0.05, 0.2, 0.5])
+        verdicts = {paired_verdict(alpha, {**child, **dict(zip(ungraded, outcomes))}, parent).admitted
+                    for outcomes in itertools.product([False, True], repeat=len(ungraded))}
+        settled = paired_verdict_settled(alpha, child, parent, ungraded)
+        assert settled == (len(verdicts) == 1), (parent, child, ungraded, alpha)
+        settled_seen[settled] += 1
+    assert min(settled_seen.values()) > 30  # both answers were exercised
+

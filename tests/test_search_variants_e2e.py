@@ -69,8 +69,17 @@ def test_hgm_decisions_match_clade_counts_recomputed_from_the_store(tmp_path):
     assert counts["initial"] == total  # the root's clade is the whole tree
 
 
-def test_paired_quickstart_records_the_test_and_follows_it(tmp_path):
-    run_dir, store, events = _run("experiments/quickstart-paired.yaml", tmp_path, "--set", "loop.generations=1")
+TWO_STAGES = ("evaluation.stages=[{tasks: [textkit__textkit-14, textkit__textkit-45, textkit__textkit-70, "
+              "unitlib__unitlib-9]}, {threshold: 0.9, tasks: [unitlib__unitlib-34, confparse__confparse-24]}]")
+
+
+@pytest.mark.parametrize("adaptive", [[], ["--set", "evaluation.adaptive=true", "--set", TWO_STAGES]],
+                         ids=["paired", "paired with adaptive stages"])
+def test_paired_quickstart_records_the_test_and_follows_it(tmp_path, adaptive):
+    run_dir, store, events = _run("experiments/quickstart-paired.yaml", tmp_path, "--set", "loop.generations=1",
+                                  *adaptive)
+    # a stage stopped early only once the verdict was settled (test_adaptive_evaluation.py checks "settled")
+    assert any(e["event"] == "adaptive_stop" for e in events) == bool(adaptive)
     admissions = {e["node"]: e for e in events if e["event"] == "admission"}
     rule = AdmissionRule("paired_test", alpha=0.05)
     evaluated = [n for n in store.nodes() if n.parent_id and n.node_id in admissions]
