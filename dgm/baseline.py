@@ -99,20 +99,36 @@ def run_baseline(config: Config, source: Path, out_dir: Path, *, max_repeats: in
     return out_dir
 
 
-def resume_baseline(out_dir: Path, report: Callable[[str], None] = print) -> Path:
+def check_spending(config: Config, budget: Budget, source_name: str, yes: bool,
+                   report: Callable[[str], None]) -> None:
+    """A paid endpoint needs the user's yes (--yes) before the baseline spends `budget`; the scripted
+    model is named as the test double it is."""
+    from dgm.estimate import paid_roles
+    from dgm.llm.base import SCRIPTED_BANNER
+
+    if paid_roles(config) and not yes:
+        raise ConfigError(f"this baseline calls a paid endpoint for up to {budget.text()} (what run "
+                          f"{source_name} spent): pass --yes to start it")
+    if config.uses_scripted_model:
+        report(SCRIPTED_BANNER.upper())
+
+
+def resume_baseline(out_dir: Path, *, yes: bool = False, report: Callable[[str], None] = print) -> Path:
     """Continue a baseline that was killed: its finished repeats stay, the one in flight runs again
     (the answers it had received come from the gateway's record, so none is paid twice)."""
     from dgm.run import reopen
 
     meta = read_meta(out_dir)
     if meta is None:
-        raise StoreError(f"{out_dir} is not a baseline run directory (no {BASELINE_FILE})")
+        raise StoreError(f"{out_dir} holds no baseline to resume (no {BASELINE_FILE}; start one with "
+                         "dgm baseline CONFIG --budget-from RUN)")
     store = RunStore.open(out_dir)
     if store.run_info()["status"] == "finished":
         store.close()
         report(f"baseline {out_dir} had finished already: nothing to resume")
         return out_dir
     config = load_config(out_dir / "config.yaml")
+    check_spending(config, Budget(**meta["budget"]), meta["source_run"], yes, report)
     run_id = reopen(store)
     store.cleanup_orphans()  # a kill while publishing leaves the repeat's files without its node
     _repeat_until_spent(config, store, run_id, None, meta, report)

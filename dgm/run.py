@@ -15,7 +15,7 @@ import datetime as _dt
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from rich.console import Console
 
@@ -135,7 +135,7 @@ def resume_run(run_dir: Path, overrides: list[str], *, yes: bool = False) -> tup
     return config, store, reopen(store, overrides)
 
 
-def reopen(store: RunStore, overrides: list[str] = ()) -> str:
+def reopen(store: RunStore, overrides: Sequence[str] = ()) -> str:
     """Mark an interrupted run running again, once what its killed sandboxes left is gone; its run id."""
     run_id = store.run_info()["run_id"]
     # Sandboxes of a killed run leave host dirs (copies of repos) and containers behind; only this run's go.

@@ -32,8 +32,8 @@ def register(subparsers) -> None:
 
 def _baseline(args) -> int:
     from dgm.analysis.runview import resolve_run
-    from dgm.baseline import Budget, baseline_config, read_meta, resume_baseline, run_baseline, summarize
-    from dgm.config import ConfigError, load_config
+    from dgm.baseline import Budget, baseline_config, check_spending, resume_baseline, run_baseline, summarize
+    from dgm.config import ConfigError
     from dgm.llm.base import SCRIPTED_BANNER
     from dgm.store import StoreError
 
@@ -42,11 +42,7 @@ def _baseline(args) -> int:
         source = resolve_run(args.budget_from)
         out = args.out or default_dir(source)
         if args.resume:
-            if read_meta(out) is None:
-                raise StoreError(f"{out} holds no baseline to resume (start one with dgm baseline CONFIG "
-                                 f"--budget-from {args.budget_from})")
-            _check_spending(load_config(out / "config.yaml"), Budget.of_run(source), source, args.yes, log)
-            resume_baseline(out, report=log)
+            resume_baseline(out, yes=args.yes, report=log)
         elif not args.report:
             if not args.config:
                 raise ConfigError("give a CONFIG file (models, sandbox, initial agent), or --report")
@@ -54,7 +50,7 @@ def _baseline(args) -> int:
             if (out / "run.db").exists():
                 raise ConfigError(f"{out} holds a baseline already: continue it with dgm baseline --budget-from "
                                   f"{args.budget_from} --resume{f' --out {args.out}' if args.out else ''}")
-            _check_spending(config, budget, source, args.yes, log)
+            check_spending(config, budget, source.name, args.yes, log)
             log(f"baseline of {source.name}: budget {budget.text()} -> {out}")
             run_baseline(config, source, out, max_repeats=args.max_repeats, report=log)
         summary = summarize(out)
@@ -68,18 +64,6 @@ def _baseline(args) -> int:
         print_summary(summary)
         print(f"baseline run directory: {out}")
     return 0
-
-
-def _check_spending(config, budget, source: Path, yes: bool, log) -> None:
-    from dgm.config import ConfigError
-    from dgm.estimate import paid_roles
-    from dgm.llm.base import SCRIPTED_BANNER
-
-    if paid_roles(config) and not yes:
-        raise ConfigError(f"this baseline calls a paid endpoint for up to {budget.text()} (what run "
-                          f"{source.name} spent): pass --yes to start it")
-    if config.uses_scripted_model:
-        log(SCRIPTED_BANNER.upper())
 
 
 def default_dir(source: Path) -> Path:
