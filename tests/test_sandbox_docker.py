@@ -19,7 +19,7 @@ import pytest
 
 from dgm.sandbox import open_sandbox
 from dgm.sandbox.base import Limits, Mount, SandboxError, SandboxSpec
-from dgm.sandbox.docker import LABEL, DockerSandbox, _client, cleanup_leftovers
+from dgm.sandbox.docker import LABEL, DockerSandbox, _client, cleanup_leftovers, daemon_status
 from dgm.sandbox.tarsafe import safe_extract
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +68,16 @@ def test_commands_run_with_the_images_own_python_and_packages():
     assert r.exit_code == 0, r.output
     assert r.output.startswith("/usr/bin/python 3.11")
     assert host.exit_code != 0  # the host's interpreter is not mounted
+
+
+@docker
+def test_each_step_of_a_containers_life_is_timed_for_the_isolation_bench(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    sandbox = DockerSandbox(SandboxSpec(source=tmp_path))
+    sandbox.close()
+    assert set(sandbox.seconds) == {"create", "start", "copy_in", "remove"}
+    assert all(seconds > 0 for seconds in sandbox.seconds.values())
+    assert "storage driver" in daemon_status()[1]  # the bench names it: it changes what a container costs
 
 
 @docker

@@ -113,9 +113,39 @@ def _isolation(args) -> int:
     _report(f"validate {args.bench} (2 workers)", [(b, *rows[b]) for b in backends],
             [(f"{b} / local", rows[b][0] / rows["local"][0], TARGETS[b]) for b in backends if b != "local"])
     startup = {backend: _startup_seconds(backend) for backend in backends}
-    Console().print("one sandbox (open + exec true + close, median of 20): "
-                    + ", ".join(f"{b} {startup[b] * 1000:.0f} ms" for b in backends))
+    console = Console()
+    console.print("one sandbox (open + exec true + close, median of 20): "
+                  + ", ".join(f"{b} {startup[b] * 1000:.0f} ms" for b in backends))
+    if "docker" in backends:
+        docker = next(s for s in doctor() if s.name == "docker")
+        steps = _docker_steps(args)
+        console.print(f"docker ({docker.reason}), one grading-sized sandbox, median of 20: "
+                      + ", ".join(f"{step} {seconds * 1000:.0f} ms" for step, seconds in steps.items()))
     return 0
+
+
+def _docker_steps(args, repeats: int = 20) -> dict[str, float]:
+    """Where a docker sandbox's time goes: create, start, copy a task's repository in, exec `true`, remove."""
+    import tempfile
+    from pathlib import Path
+
+    from dgm.bench import load_benchmark
+    from dgm.sandbox.base import SandboxSpec
+    from dgm.sandbox.docker import DockerSandbox
+
+    bench = load_benchmark(args.bench)
+    seen: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="dgm-bench-docker-") as tmp:
+        repo = Path(tmp) / "repo"
+        bench.prepare_workspace(bench.task_ids(args.subset)[0], repo)
+        for _ in range(repeats):
+            sandbox = DockerSandbox(SandboxSpec(source=repo))
+            exec_seconds = sandbox.exec(["true"], timeout=30).duration_s
+            sandbox.close()
+            for step, seconds in {**sandbox.seconds, "exec": exec_seconds}.items():
+                seen.setdefault(step, []).append(seconds)
+    order = ("create", "start", "copy_in", "exec", "remove")
+    return {step: statistics.median(seen[step]) for step in order}
 
 
 def _startup_seconds(backend: str, repeats: int = 20) -> float:

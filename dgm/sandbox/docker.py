@@ -21,6 +21,7 @@ Every container is labelled dgm.sandbox=1 (and dgm.run=<run id> from the spec), 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -67,7 +68,8 @@ def daemon_status(client=None) -> tuple[bool, str]:
 
             c = docker.from_env(timeout=2)
         c.ping()
-        return True, f"daemon answers (server {c.version().get('Version', '?')})"
+        info = c.info()
+        return True, f"daemon answers (server {info.get('ServerVersion', '?')}, storage driver {info.get('Driver', '?')})"
     except Exception as exc:
         return False, f"no Docker daemon answers: {exc.__class__.__name__}: {exc}"
 
@@ -92,15 +94,25 @@ class DockerSandbox:
             if not Path(mount.host).exists():
                 raise SandboxError(f"mount source does not exist: {mount.host} (for {mount.inside})")
         check_toolchains(spec)
-        self.container = self._create(spec, cpus)
+        self.seconds: dict[str, float] = {}  # what each step of the container's life took (dgm bench isolation)
+        with self._timed("create"):
+            self.container = self._create(spec, cpus)
         self._init_pid: int | None = None
         try:
-            self._start()
+            with self._timed("start"):
+                self._start()
             if spec.source is not None:
-                self.copy_in(Path(spec.source), INSIDE_WORKDIR)
+                with self._timed("copy_in"):
+                    self.copy_in(Path(spec.source), INSIDE_WORKDIR)
         except BaseException:
             self.close()
             raise
+
+    @contextlib.contextmanager
+    def _timed(self, step: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[step] = time.perf_counter() - started
 
     def _create(self, spec: SandboxSpec, cpus: float):
         import docker.errors
@@ -261,7 +273,8 @@ class DockerSandbox:
             return
         self._closed = True
         try:
-            self.container.remove(force=True, v=True)
+            with self._timed("remove"):
+                self.container.remove(force=True, v=True)
         except Exception as exc:
             log.warning("could not remove container %s: %s", getattr(self.container, "id", "?"), exc)
 
