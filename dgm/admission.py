@@ -60,6 +60,14 @@ def admit(rule: AdmissionRule, *, compiled: bool, score: float | None, initial_s
     return paired_verdict(rule.alpha, child or {}, parent)
 
 
+def score_bars(rule: AdmissionRule, initial_score: float | None) -> tuple[float, ...]:
+    """Scores the rule compares a child's score against (keep_better: initial - leeway); adaptive
+    evaluation stops a stage only once the score is known to be on one side of each."""
+    if rule.method != "keep_better":
+        return ()
+    return ((initial_score or 0.0) - rule.leeway - SCORE_TOLERANCE,)
+
+
 def paired_verdict_settled(alpha: float, child: Mapping[str, bool], parent: Mapping[str, bool] | None,
                            ungraded: Iterable[str]) -> bool:
     """Whether the paired verdict is the same however the `ungraded` task runs turn out (adaptive

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dgm.admission import AdmissionRule, Verdict, admit, paired_verdict_settled
+from dgm.admission import AdmissionRule, Verdict, admit, paired_verdict_settled, score_bars
 from dgm.agent_run import SandboxPolicy
 from dgm.approval import WAITING_FOR_APPROVAL, waiting_reason
 from dgm.bench.base import OUTCOMES, Benchmark
@@ -312,7 +312,7 @@ class DarwinGodelMachine:
 
     def judge(self, node: Node, results: list[TaskResult]) -> Verdict:
         """Sets node.admitted by the configured rule (dgm/admission.py) and returns the verdict."""
-        rule = AdmissionRule(self.cfg.admission.method, self.cfg.admission.leeway, self.cfg.admission.alpha)
+        rule = self._admission_rule()
         initial = self.store.node(INITIAL).score if rule.method == "keep_better" else None  # read what the rule needs
         parent = None
         if rule.method == "paired_test" and node.parent_id:
@@ -333,14 +333,12 @@ class DarwinGodelMachine:
         parent = resolved_map(self.store.task_results(node.parent_id))
         return lambda child, ungraded: paired_verdict_settled(self.cfg.admission.alpha, child, parent, ungraded)
 
+    def _admission_rule(self) -> AdmissionRule:
+        return AdmissionRule(self.cfg.admission.method, self.cfg.admission.leeway, self.cfg.admission.alpha)
+
     def _admission_bars(self) -> tuple[float, ...]:
-        """Scores admission compares a child's score against (keep_better: initial - leeway); adaptive
-        evaluation stops a stage only once the score is known to be on one side of each."""
-        if self.cfg.admission.method != "keep_better":
-            return ()
-        initial = self.store.node(INITIAL).score or 0.0
-        # Tolerance: scores are fractions, and 0.4 - 0.1 is 0.30000000000000004 in floats (3/10 must pass).
-        return (initial - self.cfg.admission.leeway - 1e-9,)
+        rule = self._admission_rule()
+        return score_bars(rule, self.store.node(INITIAL).score if rule.method == "keep_better" else None)
 
     # -- budgets -------------------------------------------------------------------------------
     def _pause(self, attempt_id: str, node_id: str, exc: BudgetExceeded) -> None:

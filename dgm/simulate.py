@@ -12,7 +12,9 @@ probability ``compile_rate``; a task evaluation is one Bernoulli(p) draw.
 
 The strategies are driven through the real loop's own decision code, not copies:
 parent selection ``dgm.selection.parent_weights`` / ``sample_parents`` (DGM's methods), the staged
-evaluation rule ``dgm.evaluate.stage_may_enter``, admission ``dgm.admission.admit`` and HGM's policy
+evaluation rule ``dgm.evaluate.stage_may_enter``, adaptive evaluation's stop rule
+``dgm.adaptive.stage_decision`` (with ``adaptive=True``: a stage stops once its outcome is decided, and its
+ungraded tasks count as unresolved, as in the loop), admission ``dgm.admission.admit`` and HGM's policy
 ``dgm.hgm.next_action`` / ``pick_task``. The budget is counted in task evaluations (the initial agent's
 evaluation on every stage is given to all methods and not counted); self-modifications are free here,
 so the simulator measures evaluation efficiency only.
@@ -32,7 +34,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dgm.admission import AdmissionRule, admit
+from dgm.adaptive import STOP, StageRule, entry_bar, stage_decision
+from dgm.admission import AdmissionRule, admit, paired_verdict_settled, score_bars
 from dgm.analysis.stats import wilson_interval
 from dgm.config import Stage
 from dgm.evaluate import stage_may_enter
@@ -67,10 +70,12 @@ class Agent:
     compiled: bool = True
     outcomes: dict[str, bool] = field(default_factory=dict)
     admitted: bool = False
+    ungraded: int = 0  # tasks of a stage adaptive evaluation stopped: unresolved in the score, as in the loop
 
     @property
     def score(self) -> float:
-        return sum(self.outcomes.values()) / len(self.outcomes) if self.outcomes else 0.0
+        runs = len(self.outcomes) + self.ungraded
+        return sum(self.outcomes.values()) / runs if runs else 0.0
 
 
 @dataclass
@@ -96,9 +101,9 @@ class Simulation:
     """One seed of one method: the archive, the evaluation counter and the running best."""
 
     def __init__(self, method: str, seed: int, budget: int, target: float, world: World, rule: AdmissionRule,
-                 hgm: HGMParams):
+                 hgm: HGMParams, adaptive: bool = False):
         self.method, self.seed, self.budget, self.target = method, seed, budget, target
-        self.world, self.rule, self.hgm = world, rule, hgm
+        self.world, self.rule, self.hgm, self.adaptive = world, rule, hgm, adaptive
         self.rng = random.Random(f"simulate/{seed}")  # same world stream for every method
         self.pool = [t for stage in world.stages for t in stage.tasks]
         self.evals = 0
@@ -171,16 +176,37 @@ class Simulation:
         return self.result()
 
     def staged_evaluation(self, child: Agent) -> None:
-        full = len(self.world.stages)
+        stages = self.world.stages
         done = [a.score for a in self.agents.values() if a.admitted and len(a.outcomes) == len(self.pool)]
         second_best = sorted(done, reverse=True)[1] if len(done) >= 2 else None
-        for index, stage in enumerate(self.world.stages[:full]):
+        for index, stage in enumerate(stages):
             if index > 0 and not stage_may_enter(stage, child.score, second_best):
                 return
-            for task in stage.tasks:
+            stops = self.adaptive and index + 1 < len(stages)
+            for graded, task in enumerate(stage.tasks, 1):
                 if self.evals >= self.budget:
                     return
                 self.evaluate(child, task)
+                if stops and self.stage_decided(child, index, second_best, stage.tasks[:graded], stage.tasks[graded:]):
+                    child.ungraded += len(stage.tasks) - graded
+                    return
+
+    def stage_decided(self, child: Agent, index: int, second_best: float | None, graded: list[str],
+                      ungraded: list[str]) -> bool:
+        """Adaptive evaluation (DGM methods): the loop's stop rule (Evaluator._stage_decider) on stage `index`
+        with `graded` tasks done and `ungraded` left."""
+        following = self.world.stages[index + 1]
+        earlier = [t for stage in self.world.stages[:index] for t in stage.tasks]
+        rule = StageRule(entry_bar(following.threshold, following.require_second_best, second_best),
+                         score_bars(self.rule, self.agents["initial"].score), needs_patch=index == 0)
+        verdict = stage_decision(resolved_before=sum(child.outcomes[t] for t in earlier), total_before=len(earlier),
+                                 graded=[child.outcomes[t] for t in graded], stage_size=len(graded) + len(ungraded),
+                                 rule=rule)
+        if verdict != STOP:
+            return False
+        parent = self.agents[child.parent_id].outcomes
+        return self.rule.method != "paired_test" or paired_verdict_settled(self.rule.alpha, child.outcomes, parent,
+                                                                             ungraded)
 
     # -- HGM: each step expands a node or evaluates one on one task --------------------------
     def run_hgm(self) -> SeedResult:
@@ -206,10 +232,10 @@ class Simulation:
 
 
 def simulate(method: str, seed: int, budget: int, *, target: float = 0.5, world: World = World(),
-             rule: AdmissionRule = AdmissionRule(), hgm: HGMParams = HGMParams()) -> SeedResult:
+             rule: AdmissionRule = AdmissionRule(), hgm: HGMParams = HGMParams(), adaptive: bool = False) -> SeedResult:
     if method != "hgm" and method not in DGM_METHODS:
         raise ValueError(f"--method: unknown {method!r}; choose from hgm, {', '.join(DGM_METHODS)}")
-    sim = Simulation(method, seed, budget, target, world, rule, hgm)
+    sim = Simulation(method, seed, budget, target, world, rule, hgm, adaptive)
     return sim.run_hgm() if method == "hgm" else sim.run_dgm()
 
 
@@ -240,11 +266,11 @@ def summarize(results: list[SeedResult], budget: int, target: float) -> dict:
 
 
 def compare(methods: list[str], seeds: int, budget: int, *, target: float = 0.5, world: World = World(),
-            rule: AdmissionRule = AdmissionRule(), hgm: HGMParams = HGMParams()) -> dict:
-    runs = {m: [simulate(m, s, budget, target=target, world=world, rule=rule, hgm=hgm) for s in range(seeds)]
-            for m in methods}
+            rule: AdmissionRule = AdmissionRule(), hgm: HGMParams = HGMParams(), adaptive: bool = False) -> dict:
+    runs = {m: [simulate(m, s, budget, target=target, world=world, rule=rule, hgm=hgm, adaptive=adaptive)
+                for s in range(seeds)] for m in methods}
     return {"world": {**asdict(world), "stages": [len(s.tasks) for s in world.stages]},
-            "admission": asdict(rule), "hgm": asdict(hgm),
+            "admission": asdict(rule), "hgm": asdict(hgm), "adaptive": adaptive,
             "summary": [summarize(rs, budget, target) for rs in runs.values()],
             "curves": {m: [r.curve for r in rs] for m, rs in runs.items()}}
 

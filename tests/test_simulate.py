@@ -38,7 +38,7 @@ def test_the_budget_is_spent_and_never_exceeded():
 
 
 def test_the_simulator_calls_the_loops_decision_code(monkeypatch):
-    calls = {"weights": 0, "stage": 0, "admit": 0, "hgm": 0}
+    calls = {"weights": 0, "stage": 0, "adaptive": 0, "admit": 0, "hgm": 0}
 
     def counting(name, real):
         def wrapper(*args, **kwargs):
@@ -48,9 +48,10 @@ def test_the_simulator_calls_the_loops_decision_code(monkeypatch):
 
     monkeypatch.setattr(simulate_module, "parent_weights", counting("weights", simulate_module.parent_weights))
     monkeypatch.setattr(simulate_module, "stage_may_enter", counting("stage", simulate_module.stage_may_enter))
+    monkeypatch.setattr(simulate_module, "stage_decision", counting("adaptive", simulate_module.stage_decision))
     monkeypatch.setattr(simulate_module, "admit", counting("admit", simulate_module.admit))
     monkeypatch.setattr(simulate_module, "next_action", counting("hgm", simulate_module.next_action))
-    simulate("score_child_prop", 0, 400)
+    simulate("score_child_prop", 0, 400, adaptive=True)
     simulate("hgm", 0, 100)
     assert all(calls.values()), calls
 
@@ -77,3 +78,47 @@ def test_cli_table_json_and_figure(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dgm", "simulate", "--method", "nope"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown 'nope'" in bad.stderr
+
+
+
+def _failing_child(rule, parent_solved: int = 10):
+    """A simulation whose next child solves nothing; its parent (the initial agent) solved the first
+    `parent_solved` tasks of stage 1 and every later task."""
+    sim = simulate_module.Simulation("score_child_prop", 0, 3000, 0.5, simulate_module.World(), rule,
+                                     simulate_module.HGMParams(), adaptive=True)
+    sim.agents["initial"].outcomes = {t: i < parent_solved or i >= 10 for i, t in enumerate(sim.pool)}
+    child = sim.spawn(sim.agents["initial"])
+    child.rate = 1e-9
+    return sim, child
+
+
+def test_adaptive_evaluation_stops_stage_one_once_stage_two_is_out_of_reach():
+    sim, child = _failing_child(simulate_module.AdmissionRule())
+    sim.staged_evaluation(child)
+    # Stage 2 needs 4/10: after 7 failures even 3 more solved tasks give 3/10. The 3 left count as unresolved.
+    assert sim.evals == 7 and len(child.outcomes) == 7 and child.ungraded == 3 and child.score == 0.0
+    sim.adaptive = False
+    full = sim.spawn(sim.agents["initial"])
+    full.rate = 1e-9
+    sim.staged_evaluation(full)
+    assert len(full.outcomes) == 10 and full.ungraded == 0
+
+
+def test_adaptive_evaluation_waits_for_the_paired_verdict():
+    """The parent solved 7 of stage 1's 10 tasks. After the child's 7 failures it could still end 7 worse
+    and 3 better (one-sided McNemar p = 0.17: admitted) or 7 worse and none better (p = 0.008: refused);
+    after 9 failures both ends refuse it (p <= 0.035)."""
+    sim, child = _failing_child(simulate_module.AdmissionRule("paired_test", alpha=0.05), parent_solved=7)
+    sim.staged_evaluation(child)
+    assert len(child.outcomes) == 9 and child.ungraded == 1
+    sim.judge(child)
+    assert not child.admitted
+
+
+def test_an_adaptive_run_stops_some_stages_and_spends_exactly_its_budget():
+    sim = simulate_module.Simulation("score_child_prop", 2, 1500, 0.5, simulate_module.World(),
+                                     simulate_module.AdmissionRule(), simulate_module.HGMParams(), adaptive=True)
+    sim.run_dgm()
+    assert sim.evals == 1500
+    assert any(a.ungraded for a in sim.agents.values())
+    assert simulate("score_child_prop", 2, 1500, adaptive=True) == sim.result()

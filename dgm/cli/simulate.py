@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--admission", default="keep_all", help="keep_all, keep_better or paired_test (default keep_all)")
     p.add_argument("--alpha", type=float, default=0.05, help="paired_test significance level (default 0.05)")
     p.add_argument("--hgm-alpha", type=float, default=0.6, help="HGM: expand while N^alpha >= tree children (0.6)")
+    p.add_argument("--adaptive", action="store_true",
+                   help="DGM methods: stop a stage once its outcome is decided (evaluation.adaptive)")
     p.add_argument("--json", action="store_true", help="the same figures as JSON (with the per-seed curves)")
     p.add_argument("--figure", type=Path, default=None, help="write the best-rate-vs-evaluations figure here (PNG)")
 
@@ -49,7 +51,8 @@ def _simulate(args) -> int:
         return 2
     try:
         report = compare(methods, args.seeds, args.budget, target=args.target,
-                         rule=AdmissionRule(args.admission, alpha=args.alpha), hgm=HGMParams(alpha=args.hgm_alpha))
+                         rule=AdmissionRule(args.admission, alpha=args.alpha), hgm=HGMParams(alpha=args.hgm_alpha),
+                         adaptive=args.adaptive)
     except ValueError as exc:
         print(f"dgm simulate: {exc}", file=sys.stderr)
         return 2
@@ -65,7 +68,8 @@ def _simulate(args) -> int:
 def _table(report: dict) -> None:
     first = report["summary"][0]
     table = Table(title=f"Simulated search: {first['seeds']} seeds per method, budget {first['budget']} task "
-                        f"evaluations, target true rate {first['target']:.2f} (synthetic world, no model)")
+                        f"evaluations, target true rate {first['target']:.2f}"
+                        f"{', adaptive evaluation' if report['adaptive'] else ''} (synthetic world, no model)")
     table.add_column("method", no_wrap=True)
     for column in ("reached", "evals to target: median [95% CI]", "best true rate: mean [95% CI]",
                    "handed-in true rate: mean [95% CI]", "children"):
