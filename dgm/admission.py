@@ -54,7 +54,7 @@ def admit(rule: AdmissionRule, *, compiled: bool, score: float | None, initial_s
     if rule.method == "keep_all":
         return Verdict(True, "compiled")
     if rule.method == "keep_better":
-        floor = (initial_score or 0.0) - rule.leeway
+        floor = _keep_better_floor(rule, initial_score)
         ok = (score or 0.0) >= floor - SCORE_TOLERANCE
         return Verdict(ok, f"score {score or 0.0:.3f} {'>=' if ok else '<'} initial - leeway ({floor:.3f})")
     return paired_verdict(rule.alpha, child or {}, parent)
@@ -65,7 +65,11 @@ def score_bars(rule: AdmissionRule, initial_score: float | None) -> tuple[float,
     evaluation stops a stage only once the score is known to be on one side of each."""
     if rule.method != "keep_better":
         return ()
-    return ((initial_score or 0.0) - rule.leeway - SCORE_TOLERANCE,)
+    return (_keep_better_floor(rule, initial_score) - SCORE_TOLERANCE,)
+
+
+def _keep_better_floor(rule: AdmissionRule, initial_score: float | None) -> float:
+    return (initial_score or 0.0) - rule.leeway
 
 
 def paired_verdict_settled(alpha: float, child: Mapping[str, bool], parent: Mapping[str, bool] | None,

@@ -182,31 +182,35 @@ class Simulation:
         for index, stage in enumerate(stages):
             if index > 0 and not stage_may_enter(stage, child.score, second_best):
                 return
-            stops = self.adaptive and index + 1 < len(stages)
+            adaptive = self.adaptive and index + 1 < len(stages)
+            stop_here = self.stop_rule(child, index, second_best) if adaptive else None
             for graded, task in enumerate(stage.tasks, 1):
                 if self.evals >= self.budget:
                     return
                 self.evaluate(child, task)
-                if stops and self.stage_decided(child, index, second_best, stage.tasks[:graded], stage.tasks[graded:]):
+                if stop_here and stop_here(stage.tasks[:graded], stage.tasks[graded:]):
                     child.ungraded += len(stage.tasks) - graded
                     return
 
-    def stage_decided(self, child: Agent, index: int, second_best: float | None, graded: list[str],
-                      ungraded: list[str]) -> bool:
-        """Adaptive evaluation (DGM methods): the loop's stop rule (Evaluator._stage_decider) on stage `index`
-        with `graded` tasks done and `ungraded` left."""
+    def stop_rule(self, child: Agent, index: int, second_best: float | None):
+        """Adaptive evaluation (DGM methods): the loop's stop rule for stage `index` (Evaluator._stage_decider),
+        as a function of the stage's graded and ungraded tasks: True once the stage can stop."""
         following = self.world.stages[index + 1]
         earlier = [t for stage in self.world.stages[:index] for t in stage.tasks]
+        resolved_before = sum(child.outcomes[t] for t in earlier)
         rule = StageRule(entry_bar(following.threshold, following.require_second_best, second_best),
                          score_bars(self.rule, self.agents["initial"].score), needs_patch=index == 0)
-        verdict = stage_decision(resolved_before=sum(child.outcomes[t] for t in earlier), total_before=len(earlier),
-                                 graded=[child.outcomes[t] for t in graded], stage_size=len(graded) + len(ungraded),
-                                 rule=rule)
-        if verdict != STOP:
-            return False
         parent = self.agents[child.parent_id].outcomes
-        return self.rule.method != "paired_test" or paired_verdict_settled(self.rule.alpha, child.outcomes, parent,
-                                                                             ungraded)
+
+        def decided(graded: list[str], ungraded: list[str]) -> bool:
+            verdict = stage_decision(resolved_before=resolved_before, total_before=len(earlier),
+                                     graded=[child.outcomes[t] for t in graded], stage_size=len(graded) + len(ungraded),
+                                     rule=rule)
+            if verdict != STOP:
+                return False
+            return self.rule.method != "paired_test" or paired_verdict_settled(self.rule.alpha, child.outcomes,
+                                                                                 parent, ungraded)
+        return decided
 
     # -- HGM: each step expands a node or evaluates one on one task --------------------------
     def run_hgm(self) -> SeedResult:

@@ -80,7 +80,6 @@ def test_cli_table_json_and_figure(tmp_path):
     assert bad.returncode == 2 and "unknown 'nope'" in bad.stderr
 
 
-
 def _failing_child(rule, parent_solved: int = 10):
     """A simulation whose next child solves nothing; its parent (the initial agent) solved the first
     `parent_solved` tasks of stage 1 and every later task."""
